@@ -1,0 +1,31 @@
+"""Triptych demo: `python app.py` (Hugging Face Spaces runs this file too)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from demo.blocks import build_demo
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    on_spaces = bool(os.environ.get("SPACE_ID"))
+    p = argparse.ArgumentParser(description="Launch the Triptych demo (image, text and speech tabs).")
+    p.add_argument("--host", default="0.0.0.0" if on_spaces else "127.0.0.1",
+                   help="address to bind (default: 127.0.0.1 locally, 0.0.0.0 on Spaces)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--checkpoints", default="checkpoints", help="folder with image/, text/ and speech/ checkpoints")
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: cuda, then mps, then cpu)")
+    p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
+    return p
+
+
+def main(argv=None) -> None:
+    args = get_args_parser().parse_args(argv)
+    demo = build_demo(args.checkpoints, args.device)
+    demo.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port, share=args.share,
+                                                  show_error=True)
+
+
+if __name__ == "__main__":
+    main()

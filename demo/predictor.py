@@ -1,0 +1,108 @@
+"""Load a checkpoint folder once and classify raw inputs with it.
+
+The predictor holds no preprocessing of its own: `prepare` comes from the checkpoint's task module, the
+same function training used, with the settings stored in the checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from training import checkpoint as ckpt
+from training.tasks import get_task
+
+
+@dataclass
+class Predictor:
+    name: str
+    folder: Path
+    task: ModuleType
+    config: dict                # config.json
+    task_config: object         # the task's <Task>Config
+    model: torch.nn.Module
+    device: torch.device
+
+    @classmethod
+    def load(cls, folder: str | Path, device: torch.device | str = "cpu") -> "Predictor":
+        folder = Path(folder)
+        device = torch.device(device)
+        model, config, task_config = ckpt.load_model(folder, device)
+        return cls(folder.name, folder, get_task(config["task"]), config, task_config, model, device)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.config["labels"]
+
+    def inputs(self, raw) -> tuple[torch.Tensor, ...]:
+        return tuple(x.to(self.device) for x in self.task.prepare(self.task_config, raw))
+
+    @torch.inference_mode()
+    def probabilities(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return torch.softmax(self.model(*inputs).float(), dim=-1)[0].cpu()
+
+    def predict(self, raw) -> dict[str, float]:
+        """{label: probability} for every label, for one raw input (path, bytes, PIL image, text, audio)."""
+        probs = self.probabilities(self.inputs(raw))
+        return {label: float(p) for label, p in zip(self.labels, probs)}
+
+    def info_markdown(self) -> str:
+        c = self.config
+        m = c.get("metrics", {})
+        d = c.get("dataset", {})
+        acc = f"{m['accuracy']:.1%}" if "accuracy" in m else "n/a"
+        f1 = f"{m['macro_f1']:.3f}" if "macro_f1" in m else "n/a"
+        lines = [f"**{self.name}**: `{c.get('architecture', c['task'])}`, {len(self.labels)} labels",
+                 f"- Dataset: `{d.get('id', 'unknown')}` (validation: {d.get('validation_split', 'n/a')}, "
+                 f"{m.get('num_examples', '?')} examples)",
+                 f"- Validation accuracy **{acc}**, macro-F1 {f1} (epoch {m.get('epoch', '?')})",
+                 f"- Labels: {', '.join(self.labels)}",
+                 f"- Running on: `{self.device}`"]
+        return "\n".join(lines)
+
+
+@dataclass
+class ModelSet:
+    """The checkpoints of one task found under `checkpoints/<task>/`, and those that failed to load."""
+    task: str
+    predictors: dict[str, Predictor] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.predictors)
+
+    def get(self, name: str | None) -> Predictor:
+        """The named predictor, or the first one; a clear error if there is none."""
+        if name in self.predictors:
+            return self.predictors[name]
+        if name and name in self.errors:
+            raise LookupError(f"Model '{name}' is unavailable: {self.errors[name]}")
+        if name:
+            raise LookupError(f"No {self.task} model named '{name}'. Available: {', '.join(self.names) or 'none'}.")
+        if not self.predictors:
+            raise LookupError(f"No {self.task} model is loaded. Train one with `python -m training {self.task} "
+                              f"--dataset ...` (it is saved under checkpoints/{self.task}/) and restart the app.")
+        return self.predictors[self.names[0]]
+
+
+def discover(root: str | Path, task: str, device: torch.device | str = "cpu") -> ModelSet:
+    """Load every checkpoint folder under `root/task`; a broken one is reported, never fatal."""
+    found = ModelSet(task, device=torch.device(device))
+    base = Path(root) / task
+    if not base.is_dir():
+        return found
+    for folder in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            predictor = Predictor.load(folder, device)
+            if predictor.config["task"] != task:
+                raise ckpt.CheckpointError(f"{folder / ckpt.CONFIG_NAME}: a {predictor.config['task']} model "
+                                           f"in the {task} folder.")
+            found.predictors[folder.name] = predictor
+        except Exception as e:   # one broken folder must not take the app down
+            found.errors[folder.name] = str(e)
+    return found

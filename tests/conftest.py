@@ -1,0 +1,136 @@
+"""Shared fixtures. Tests never touch the network: the Hub is switched off before anything imports it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("TRIPTYCH_CACHE", tempfile.mkdtemp(prefix="triptych-cache-"))
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited with code {proc.returncode} before answering")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"the app did not answer at {url} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def served_checkpoints(tmp_path_factory) -> Path:
+    """The repo's shipped checkpoints, plus one broken image checkpoint that must not take the app down."""
+    root = tmp_path_factory.mktemp("served")
+    for task in ("image", "text", "speech"):
+        (root / task).mkdir()
+        for folder in sorted((REPO / "checkpoints" / task).glob("*/")):
+            if (folder / "config.json").is_file():
+                shutil.copytree(folder, root / task / folder.name, ignore=shutil.ignore_patterns("resume.pt"))
+    broken = root / "image" / "zz_broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"format_version": 1, "task": "image", "labels": ["a", "b"], "model": {}}')
+    (broken / "model.safetensors").write_bytes(b"\x00" * 10)
+    return root
+
+
+@pytest.fixture(scope="session")
+def app_server(served_checkpoints):
+    """`python app.py` on a free port, serving `served_checkpoints`; yields the base URL."""
+    port = free_port()
+    log = open(served_checkpoints / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port), "--checkpoints",
+                             str(served_checkpoints)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def app_client(app_server):
+    from gradio_client import Client
+
+    return Client(app_server, verbose=False)
+
+
+def sine_wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), rate, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fake_mic_wav(tmp_path_factory) -> Path:
+    """What Chromium's fake microphone plays: a shipped example clip when there is one, else a tone."""
+    clips = sorted((REPO / "demo" / "examples" / "speech").glob("*.wav"))
+    if clips:
+        return clips[0]
+    return sine_wav(tmp_path_factory.mktemp("mic") / "mic.wav")
+
+
+@pytest.fixture(scope="session")
+def browser(fake_mic_wav):
+    """Headless Debian Chromium driven by Playwright, with a fake camera and a fake microphone."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs it with apt-get")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={fake_mic_wav}"])
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser, app_server):
+    context = browser.new_context(permissions=["microphone", "camera"], viewport={"width": 1280, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    pg.goto(app_server)
+    yield pg
+    context.close()
+
+
+requires_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not present")

@@ -1,0 +1,120 @@
+"""`python -m training {image,text,speech} --dataset ...` trains; `python -m training evaluate` scores.
+
+    python -m training image --dataset uoft-cs/cifar10             # a Hugging Face Hub id
+    python -m training image --dataset ../shared/data/cifar10     # a local folder in Hub layout
+    python -m training image --dataset photos/                    # class subfolders of images
+    python -m training text --dataset reviews.csv --text-column body
+    torchrun --nproc_per_node 2 -m training image --dataset ...   # DistributedDataParallel
+    python -m training evaluate --checkpoint checkpoints/image/cifar10 --dataset ... --split test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from training.tasks import TASK_NAMES, get_task
+
+
+def add_common_arguments(p: argparse.ArgumentParser, task_name: str, defaults: dict) -> None:
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset", required=True,
+                   help="Hub id (uoft-cs/cifar10), a local folder (Hub layout or class subfolders) or a "
+                        "parquet/csv/json file")
+    d.add_argument("--dataset-config", default=None, help="dataset configuration name on the Hub (e.g. v0.02)")
+    d.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) to load")
+    d.add_argument("--label-column", default=None, help="label column (default: auto, label or labels)")
+    d.add_argument("--train-split", default="train")
+    d.add_argument("--eval-split", default=None,
+                   help="split used for validation (default: 'validation' if present, else carved from train)")
+    d.add_argument("--val-fraction", type=float, default=0.1,
+                   help="fraction of train held out for validation when there is no validation split, "
+                        "stratified by label (default: %(default)s)")
+    d.add_argument("--group-column", default=None,
+                   help="hold out whole groups (e.g. speaker_id) for validation instead of stratifying")
+    d.add_argument("--max-train-samples", type=int, default=None, help="use at most this many training rows")
+    d.add_argument("--max-eval-samples", type=int, default=None, help="use at most this many validation rows")
+    d.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="processes decoding the data once before training (default: %(default)s)")
+    d.add_argument("--no-cache", action="store_true", help="decode again instead of reusing the on-disk tensor cache")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int, default=defaults["epochs"], help="(default: %(default)s)")
+    t.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="per process (default: %(default)s)")
+    t.add_argument("--eval-batch-size", type=int, default=None, help="(default: twice --batch-size)")
+    t.add_argument("--lr", type=float, default=defaults["lr"], help="peak learning rate (default: %(default)s)")
+    t.add_argument("--weight-decay", type=float, default=defaults["weight_decay"], help="(default: %(default)s)")
+    t.add_argument("--optimizer", choices=("sgd", "adamw"), default=defaults["optimizer"], help="(default: %(default)s)")
+    t.add_argument("--warmup-fraction", type=float, default=defaults.get("warmup_fraction", 0.1),
+                   help="share of steps spent warming up the learning rate (default: %(default)s)")
+    t.add_argument("--label-smoothing", type=float, default=defaults.get("label_smoothing", 0.0),
+                   help="(default: %(default)s)")
+    t.add_argument("--grad-clip", type=float, default=defaults.get("grad_clip", 0.0),
+                   help="clip the gradient norm to this value; 0 = off (default: %(default)s)")
+    t.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=defaults.get("class_weights", False),
+                   help="weight the loss by inverse label frequency, for imbalanced data (default: %(default)s)")
+    t.add_argument("--patience", type=int, default=0,
+                   help="stop after this many epochs without a better validation accuracy; 0 = never")
+    t.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    t.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: cuda, then mps, then cpu)")
+    t.add_argument("--threads", type=int, default=0, help="CPU threads for torch; 0 = torch's default")
+    t.add_argument("--output", default=None, help=f"checkpoint folder (default: checkpoints/{task_name}/<dataset name>)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from the resume state in --output (after a crash or Ctrl-C)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars or summaries")
+
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder (model.safetensors + config.json)")
+    p.add_argument("--dataset", required=True, help="Hub id, local folder or data file")
+    p.add_argument("--dataset-config", default=None)
+    p.add_argument("--revision", default=None)
+    p.add_argument("--split", default="validation", help="split to score (default: %(default)s)")
+    p.add_argument("--input-column", default=None, help="input column (default: auto for the task)")
+    p.add_argument("--label-column", default=None)
+    p.add_argument("--max-samples", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default=None)
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    p.add_argument("--report-dir", default=None, help="also write metrics.json and confusion_matrix.png here")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in TASK_NAMES:
+        try:
+            task = get_task(name)
+        except ModuleNotFoundError:   # a task still being written
+            continue
+        p = sub.add_parser(name, help=f"fine-tune a {name} classifier",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter if False else argparse.HelpFormatter)
+        task.add_arguments(p)
+        add_common_arguments(p, name, task.DEFAULTS)
+    add_evaluate_arguments(sub.add_parser("evaluate", help="score a checkpoint on a dataset split; prints JSON"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = get_args_parser().parse_args(argv)
+    from training.checkpoint import CheckpointError
+    from training.data import DatasetError, default_name
+    from training.engine import TrainingError
+
+    try:
+        if args.command == "evaluate":
+            from training.evaluate import run_evaluate
+            report = run_evaluate(args)
+            print(json.dumps(report, indent=2))
+            return report
+        from training import engine
+        task = get_task(args.command)
+        if args.output is None:
+            args.output = os.path.join("checkpoints", args.command, default_name(args.dataset))
+        return engine.run(args, task)
+    except (DatasetError, CheckpointError, TrainingError, ValueError, RuntimeError) as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted: the last finished epoch is saved; run the same command with --resume to continue.")

@@ -1,0 +1,254 @@
+"""The one place that calls `datasets.load_dataset`.
+
+A dataset is a Hugging Face Hub id (`uoft-cs/cifar10`), a local folder laid out like a Hub repo (parquet
+files per split), a folder of class subfolders (`imagefolder` / `audiofolder`), or a parquet/csv/json file.
+This module finds the splits, the input and label columns, and the label names; the tasks never see
+anything but a `Splits`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
+LABEL_COLUMNS = ("label", "labels")
+
+
+class DatasetError(Exception):
+    """A dataset that cannot be used as asked; the message says what to change."""
+
+
+@dataclass
+class Splits:
+    train: object                   # datasets.Dataset
+    val: object
+    train_labels: torch.Tensor      # int64 label ids, aligned with the rows of `train`
+    val_labels: torch.Tensor
+    labels: list[str]               # index -> name
+    input_column: str
+    label_column: str
+    info: dict = field(default_factory=dict)   # what config.json records under "dataset"
+
+
+def load_raw(dataset: str, *, name: str | None = None, revision: str | None = None):
+    """Load every split of `dataset` (hub id, folder or file) as a `datasets.DatasetDict`."""
+    import datasets
+
+    path = Path(os.path.expanduser(dataset))
+    try:
+        if path.is_file():
+            builder = FILE_BUILDERS.get("".join(path.suffixes[-1:]).lower())
+            if builder is None:
+                raise DatasetError(f"{dataset}: unsupported file type; use parquet, csv, tsv, json or jsonl, "
+                                   "or a folder.")
+            kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+            return datasets.load_dataset(builder, data_files={"train": str(path)}, **kwargs)
+        if path.is_dir():
+            return datasets.load_dataset(str(path), name=name)
+        if dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
+            raise DatasetError(f"{dataset}: no such file or folder.")
+        return datasets.load_dataset(dataset, name=name, revision=revision)
+    except DatasetError:
+        raise
+    except (ConnectionError, OSError) as e:
+        if path.exists():
+            raise DatasetError(f"{dataset}: cannot be read ({e}).") from None
+        raise DatasetError(
+            f"Could not load '{dataset}' from the Hugging Face Hub: {type(e).__name__}: {first_line(e)}. "
+            "Check the id and your network connection (HF_HUB_OFFLINE=1 forbids downloads), "
+            "or pass a local folder or a parquet/csv/json file with --dataset.") from None
+    except (ValueError, FileNotFoundError) as e:
+        raise DatasetError(f"{dataset}: {first_line(e)}") from None
+
+
+def first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def detect_column(ds, requested: str | None, candidates: Sequence[str], what: str, flag: str) -> str:
+    columns = list(ds.column_names)
+    if requested:
+        if requested not in columns:
+            raise DatasetError(f"{flag} {requested}: no such column; the dataset has {columns}.")
+        return requested
+    for name in candidates:
+        if name in columns:
+            return name
+    raise DatasetError(f"Cannot find the {what} column (looked for {', '.join(candidates)}); the dataset has "
+                       f"{columns}. Name it with {flag}.")
+
+
+def label_names(ds, column: str) -> list[str]:
+    """Names from a ClassLabel feature; else the sorted distinct values of the column."""
+    feature = ds.features[column]
+    if hasattr(feature, "names"):
+        return list(feature.names)
+    values = sorted({v for v in ds[column] if v is not None}, key=lambda v: (isinstance(v, str), v))
+    return [str(v) for v in values]
+
+
+def label_ids(ds, column: str, labels: Sequence[str], *, split: str) -> torch.Tensor:
+    """Label ids of every row, by name, against `labels`; unknown labels stop with a message naming them."""
+    feature = ds.features[column]
+    values = ds[column]
+    if hasattr(feature, "names"):
+        values = [feature.names[v] if v is not None and 0 <= v < len(feature.names) else v for v in values]
+    index = {name: i for i, name in enumerate(labels)}
+    ids, unknown = [], set()
+    for v in values:
+        i = index.get(str(v)) if v is not None else None
+        if i is None:
+            unknown.add(repr(v))
+        ids.append(-1 if i is None else i)
+    if unknown:
+        shown = ", ".join(sorted(unknown)[:5])
+        raise DatasetError(f"split '{split}', column '{column}': label(s) {shown} are not in the label list "
+                           f"{list(labels)}.")
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def carve_validation(labels: torch.Tensor, fraction: float, seed: int, groups: Sequence | None = None):
+    """Split row indices into (train, val): stratified by label, or by whole groups (e.g. speakers)."""
+    if not 0 < fraction < 1:
+        raise DatasetError(f"--val-fraction {fraction}: must be between 0 and 1 when the dataset has no "
+                           "validation split.")
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    val = np.zeros(n, dtype=bool)
+    if groups is not None:
+        keys = sorted({str(g) for g in groups})
+        if len(keys) < 2:
+            raise DatasetError("the group column has fewer than two groups; cannot hold one out.")
+        keys = [keys[i] for i in rng.permutation(len(keys))]
+        size = {k: 0 for k in keys}
+        for g in groups:
+            size[str(g)] += 1
+        chosen, total = set(), 0
+        for k in keys:   # whole groups until the fraction is reached; at least one, never all
+            if total >= fraction * n or len(chosen) == len(keys) - 1:
+                break
+            chosen.add(k)
+            total += size[k]
+        val = np.array([str(g) in chosen for g in groups])
+    else:
+        y = labels.numpy()
+        for label in np.unique(y):
+            rows = np.flatnonzero(y == label)
+            rows = rows[rng.permutation(len(rows))]
+            take = int(round(fraction * len(rows))) if len(rows) > 1 else 0
+            val[rows[:take]] = True
+    return np.flatnonzero(~val).tolist(), np.flatnonzero(val).tolist()
+
+
+def subsample(ds, labels: torch.Tensor, limit: int | None, seed: int):
+    if limit is None or limit >= len(ds):
+        return ds, labels
+    rows = np.sort(np.random.default_rng(seed).permutation(len(ds))[:limit]).tolist()
+    return ds.select(rows), labels[rows]
+
+
+def load_splits(dataset: str, *, input_candidates: Sequence[str], input_column: str | None = None,
+                label_column: str | None = None, name: str | None = None, revision: str | None = None,
+                train_split: str = "train", eval_split: str | None = None, val_fraction: float = 0.1,
+                group_column: str | None = None, seed: int = 0, max_train_samples: int | None = None,
+                max_eval_samples: int | None = None, input_flag: str = "--input-column",
+                adapt=None, args=None) -> Splits:
+    """Load `dataset` and return the training and validation rows with their label ids.
+
+    Validation is the dataset's `validation` split (or `eval_split`); without one, `val_fraction` of the
+    training rows is carved out, stratified by label or held out by `group_column`. The `test` split is
+    never used for validation: it stays for `python -m training evaluate --split test`.
+    """
+    raw = load_raw(dataset, name=name, revision=revision)
+    if adapt is not None:
+        raw = adapt(raw, args)   # a task's dataset-specific label mapping (e.g. Speech Commands' 12 keywords)
+    if train_split not in raw:
+        raise DatasetError(f"{dataset}: no '{train_split}' split; it has {list(raw)}.")
+    train = raw[train_split]
+    in_col = detect_column(train, input_column, input_candidates, "input", input_flag)
+    lab_col = detect_column(train, label_column, LABEL_COLUMNS, "label", "--label-column")
+    train = decode_off(train)
+    if len(train) == 0:
+        raise DatasetError(f"{dataset}: split '{train_split}' is empty.")
+    labels = label_names(train, lab_col)
+    if len(labels) < 2:
+        raise DatasetError(f"{dataset}: column '{lab_col}' has {len(labels)} label(s); a classifier needs two.")
+    train_y = label_ids(train, lab_col, labels, split=train_split)
+    if eval_split is None and "validation" in raw:
+        eval_split = "validation"
+    if eval_split is not None:
+        if eval_split not in raw:
+            raise DatasetError(f"{dataset}: no '{eval_split}' split; it has {list(raw)}.")
+        val = decode_off(raw[eval_split])
+        if len(val) == 0:
+            raise DatasetError(f"{dataset}: split '{eval_split}' is empty.")
+        val_y = label_ids(val, lab_col, labels, split=eval_split)
+        val_from = eval_split
+    else:
+        groups = None
+        if group_column:
+            detect_column(train, group_column, (), "group", "--group-column")
+            groups = train[group_column]
+        tr_rows, va_rows = carve_validation(train_y, val_fraction, seed, groups)
+        if not va_rows or not tr_rows:
+            raise DatasetError(f"{dataset}: too few rows ({len(train)}) to carve a validation split.")
+        train, val, val_y, train_y = train.select(tr_rows), train.select(va_rows), train_y[va_rows], train_y[tr_rows]
+        val_from = f"{train_split} (held out {val_fraction:g}" + (f" by {group_column})" if group_column else ", stratified)")
+    train, train_y = subsample(train, train_y, max_train_samples, seed)
+    val, val_y = subsample(val, val_y, max_eval_samples, seed + 1)
+    info = {"id": dataset, "name": name, "revision": revision or dataset_revision(raw[train_split]),
+            "train_split": train_split, "validation_split": val_from,
+            "num_train": len(train), "num_validation": len(val)}
+    return Splits(train, val, train_y, val_y, labels, in_col, lab_col, info)
+
+
+def load_eval_split(dataset: str, split: str, labels: Sequence[str], *, input_candidates: Sequence[str],
+                    input_column: str | None = None, label_column: str | None = None, name: str | None = None,
+                    revision: str | None = None, max_samples: int | None = None, seed: int = 0,
+                    input_flag: str = "--input-column", adapt=None, args=None):
+    """One split of `dataset` with label ids matched by name to a checkpoint's `labels`."""
+    raw = load_raw(dataset, name=name, revision=revision)
+    if adapt is not None:
+        raw = adapt(raw, args)
+    if split not in raw:
+        raise DatasetError(f"{dataset}: no '{split}' split; it has {list(raw)}.")
+    ds = decode_off(raw[split])
+    if len(ds) == 0:
+        raise DatasetError(f"{dataset}: split '{split}' is empty.")
+    in_col = detect_column(ds, input_column, input_candidates, "input", input_flag)
+    lab_col = detect_column(ds, label_column, LABEL_COLUMNS, "label", "--label-column")
+    y = label_ids(ds, lab_col, labels, split=split)
+    ds, y = subsample(ds, y, max_samples, seed)
+    return ds, y, in_col
+
+
+def decode_off(ds):
+    """Keep images and audio as encoded bytes: the tasks decode them (with checks) themselves."""
+    import datasets
+
+    for column, feature in ds.features.items():
+        if isinstance(feature, datasets.Image) and feature.decode:
+            ds = ds.cast_column(column, datasets.Image(decode=False))
+        elif isinstance(feature, datasets.Audio) and feature.decode:
+            ds = ds.cast_column(column, datasets.Audio(decode=False))
+    return ds
+
+
+def dataset_revision(ds) -> str | None:
+    """The Hub commit the data came from, when `datasets` recorded one."""
+    info = getattr(ds, "info", None)
+    return getattr(info, "version", None) and str(info.version) or None
+
+
+def default_name(dataset: str) -> str:
+    """`uoft-cs/cifar10` -> `cifar10`; `../data/cifar10/` -> `cifar10`; `x/train.csv` -> `train`."""
+    path = Path(dataset.rstrip("/\\"))
+    name = path.stem if path.suffix.lower() in FILE_BUILDERS else path.name
+    return name or "model"

@@ -1,0 +1,326 @@
+"""The one training loop, for every task: read it top to bottom.
+
+`run(args, task)` loads the data (training/data.py), decodes it once into tensors (training/cache.py),
+builds the task's model, and trains it epoch by epoch: SGD or AdamW with a warm-up + linear-decay
+schedule, bf16 autocast and channels_last on CUDA, a finite-loss check, validation accuracy / macro-F1 /
+per-label scores after every epoch, the best checkpoint kept, resume state written atomically after
+every epoch, early stopping, and DistributedDataParallel when started by torchrun.
+
+Randomness is derived from (seed, epoch) at the start of every epoch, so a run resumed from the state
+saved after epoch k repeats epochs k+1... exactly as the uninterrupted run does.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn import functional as F
+
+from training import checkpoint as ckpt
+from training.cache import encode_split
+from training.data import load_splits
+from training.device import describe, pick_device
+from training.metrics import confusion_matrix, from_confusion
+from training.reports import write_reports
+
+
+class TrainingError(Exception):
+    """A run that cannot go on; the message says what happened and what was kept."""
+
+
+# ------------------------------------------------------------------------------------------ distributed
+
+def setup_distributed(requested_device: str | None) -> tuple[int, int, torch.device]:
+    """(rank, world_size, device). Under torchrun: one process per GPU (nccl) or per CPU worker (gloo)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, pick_device(requested_device)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(requested_device)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+# -------------------------------------------------------------------------------------------- schedule
+
+def make_optimizer(model: nn.Module, args) -> torch.optim.Optimizer:
+    # No weight decay on biases and norm weights (1-d parameters): standard since Goyal et al. (2017).
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=args.lr, momentum=0.9, nesterov=True)
+    return torch.optim.AdamW(groups, lr=args.lr)
+
+
+def make_schedule(optimizer, total_steps: int, warmup_fraction: float):
+    """Linear warm-up from 10% of the peak, then linear decay to 0: the one-cycle shape of airbench."""
+    warmup = max(1, int(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return 0.1 + 0.9 * step / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def class_weights(labels: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """Inverse label frequency, normalised to mean 1 (labels absent from training get weight 1)."""
+    counts = torch.bincount(labels, minlength=num_labels).double()
+    w = torch.where(counts > 0, counts.sum() / (num_labels * counts.clamp(min=1)), torch.ones_like(counts))
+    return (w / w.mean()).float()
+
+
+# ---------------------------------------------------------------------------------------------- epochs
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    torch.manual_seed(seed * 1_000_003 + epoch)   # dropout and any op using the global RNG
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def shard(indices: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """This rank's share of `indices`; padded by wrapping so every rank runs the same number of steps."""
+    if world == 1:
+        return indices
+    per_rank = math.ceil(len(indices) / world)
+    padded = torch.cat([indices, indices[: per_rank * world - len(indices)]])
+    return padded[rank::world]
+
+
+def train_one_epoch(model, task, config, data, lengths, labels, optimizer, scheduler, *, args, epoch: int,
+                    device, rank: int, world: int, loss_weight=None, show_progress=True) -> dict:
+    from tqdm.auto import tqdm
+
+    model.train()
+    g = epoch_generator(args.seed, epoch)
+    order = shard(torch.randperm(len(labels), generator=g), rank, world)
+    bs = args.batch_size
+    steps = len(order) // bs if len(order) > bs else 1    # drop the ragged last batch (BatchNorm needs > 1)
+    use_amp = device.type == "cuda"
+    total_loss = torch.zeros((), device=device)
+    seen, start = 0, time.perf_counter()
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False,
+               disable=not show_progress, dynamic_ncols=True)
+    for step in bar:
+        idx = order[step * bs:(step + 1) * bs]
+        x = data[idx].to(device, non_blocking=True) if data.device != device else data[idx.to(device)]
+        inputs = task.make_batch(config, x, lengths[idx].to(device), train=True, generator=g)
+        y = labels[idx].to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits = model(*inputs)
+        loss = F.cross_entropy(logits.float(), y, weight=loss_weight, label_smoothing=args.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if args.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.detach() * len(idx)
+        seen += len(idx)
+        if step % 10 == 0 or step == steps - 1:
+            running = float(total_loss) / max(1, seen)     # one sync every 10 steps
+            if not math.isfinite(running):
+                raise TrainingError(f"the training loss became {running} at epoch {epoch + 1}, step {step + 1}. "
+                                    "The last good checkpoint and resume state are kept; try a lower --lr.")
+            bar.set_postfix(loss=f"{running:.4f}", samples_s=f"{seen * world / (time.perf_counter() - start):.0f}")
+    totals = all_reduce_sum(torch.stack([total_loss.float(), torch.tensor(float(seen), device=device)]))
+    return {"train_loss": float(totals[0] / totals[1]), "train_seconds": time.perf_counter() - start,
+            "samples_per_s": float(totals[1]) / (time.perf_counter() - start)}
+
+
+@torch.inference_mode()
+def evaluate(model, task, config, data, lengths, labels, num_labels: int, *, batch_size: int, device,
+             rank: int = 0, world: int = 1) -> tuple[torch.Tensor, float]:
+    """(confusion matrix, mean loss) over every row, sharded across ranks and summed."""
+    model.eval()
+    order = torch.arange(len(labels))[rank::world]
+    cm = torch.zeros(num_labels, num_labels, dtype=torch.long, device=device)
+    loss_sum = torch.zeros((), device=device)
+    use_amp = device.type == "cuda"
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        x = data[idx].to(device, non_blocking=True) if data.device != device else data[idx.to(device)]
+        inputs = task.make_batch(config, x, lengths[idx].to(device), train=False)
+        y = labels[idx].to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits = model(*inputs).float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        cm += confusion_matrix(logits.argmax(1), y, num_labels)
+    all_reduce_sum(cm)
+    all_reduce_sum(loss_sum)
+    return cm.cpu(), float(loss_sum) / max(1, int(cm.sum()))
+
+
+# ------------------------------------------------------------------------------------------------- run
+
+def to_device_cache(data: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Keep the decoded epoch on the GPU when it fits in a quarter of free memory, else pinned in RAM."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if data.numel() * data.element_size() < free // 4:
+            return data.to(device)
+        return data.pin_memory()
+    return data
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+    out = {"python": platform.python_version()}
+    for name in ("torch", "torchvision", "torchaudio", "datasets", "tokenizers", "safetensors"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def hardware(device: torch.device, world: int) -> str:
+    where = describe(device) if device.type == "cuda" else f"{device.type} ({os.cpu_count()} cores, {platform.machine()})"
+    return f"{world} x {where}" if world > 1 else where
+
+
+def json_args(args) -> dict:
+    return {k: (v if isinstance(v, (int, float, str, bool, type(None), list)) else str(v))
+            for k, v in vars(args).items() if not k.startswith("_") and k != "func"}
+
+
+def run(args, task) -> dict:
+    """Train `task` as `args` say; returns the final metrics (the best epoch's)."""
+    t0 = time.perf_counter()
+    rank, world, device = setup_distributed(args.device)
+    main = rank == 0
+    out = Path(args.output)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = task.config_from_args(args)
+    splits = load_splits(args.dataset, input_candidates=task.INPUT_COLUMNS, input_column=getattr(args, task.INPUT_FLAG[2:].replace("-", "_")),
+                         label_column=args.label_column, name=args.dataset_config, revision=args.revision,
+                         train_split=args.train_split, eval_split=args.eval_split, val_fraction=args.val_fraction,
+                         group_column=args.group_column, seed=args.seed, max_train_samples=args.max_train_samples,
+                         max_eval_samples=args.max_eval_samples, input_flag=task.INPUT_FLAG,
+                         adapt=getattr(task, "adapt_dataset", None), args=args)
+    labels = splits.labels
+    resume = ckpt.load_resume(out) if args.resume else None
+    if resume is not None:
+        config = task.config_from_dict(resume["task_config"])
+        task.load_extra(config, out)
+    else:
+        config = task.fit(config, splits.train[splits.input_column])
+        if main:
+            task.save_extra(config, out)
+    show = main and not args.quiet
+    if main and not args.quiet:
+        print(f"[triptych] {task.NAME}: {len(splits.train)} train / {len(splits.val)} validation rows, "
+              f"{len(labels)} labels, device {hardware(device, world)}", file=sys.stderr)
+    # Rank 0 decodes first and fills the disk cache; the other ranks then read it.
+    if not main:
+        barrier()
+    train_x, train_len = encode_split(task, config, splits.train, splits.input_column, workers=args.workers,
+                                      desc="decode train", show_progress=show, use_cache=not args.no_cache)
+    val_x, val_len = encode_split(task, config, splits.val, splits.input_column, workers=args.workers,
+                                  desc="decode validation", show_progress=show, use_cache=not args.no_cache)
+    if main:
+        barrier()
+    train_x, val_x = to_device_cache(train_x, device), to_device_cache(val_x, device)
+
+    torch.manual_seed(args.seed)
+    model = task.build_model(config, len(labels), pretrained=getattr(config, "pretrained", False) and resume is None)
+    model.to(device)
+    if device.type == "cuda" and task.NAME == "image":
+        model = model.to(memory_format=torch.channels_last)
+    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    optimizer = make_optimizer(model, args)
+    per_rank = math.ceil(len(splits.train_labels) / world)
+    steps_per_epoch = per_rank // args.batch_size if per_rank > args.batch_size else 1
+    scheduler = make_schedule(optimizer, steps_per_epoch * args.epochs, args.warmup_fraction)
+    loss_weight = class_weights(splits.train_labels, len(labels)).to(device) if args.class_weights else None
+
+    start_epoch, history, best, stale = 0, [], None, 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        start_epoch, history, stale = int(resume["epoch"]), list(resume["history"]), int(resume["stale"])
+        best = resume.get("best")
+        if main and not args.quiet:
+            print(f"[triptych] resuming after epoch {start_epoch} from {out / ckpt.RESUME_NAME}", file=sys.stderr)
+    first_step_s = time.perf_counter() - t0
+
+    from tqdm.auto import tqdm
+    epochs_bar = tqdm(range(start_epoch, args.epochs), desc="epochs", unit="epoch", disable=not show,
+                      initial=start_epoch, total=args.epochs, dynamic_ncols=True)
+    for epoch in epochs_bar:
+        stats = train_one_epoch(net, task, config, train_x, train_len, splits.train_labels, optimizer, scheduler,
+                                args=args, epoch=epoch, device=device, rank=rank, world=world,
+                                loss_weight=loss_weight, show_progress=show)
+        cm, val_loss = evaluate(model, task, config, val_x, val_len, splits.val_labels, len(labels),
+                                batch_size=args.eval_batch_size or 2 * args.batch_size, device=device,
+                                rank=rank, world=world)
+        scores = from_confusion(cm, labels)
+        history.append({"epoch": epoch + 1, "train_loss": round(stats["train_loss"], 5), "val_loss": round(val_loss, 5),
+                        "val_accuracy": round(scores["accuracy"], 5), "val_macro_f1": round(scores["macro_f1"], 5),
+                        "samples_per_s": round(stats["samples_per_s"], 1), "seconds": round(stats["train_seconds"], 2)})
+        improved = best is None or scores["accuracy"] > best["accuracy"]
+        if improved:
+            best = {**scores, "epoch": epoch + 1, "confusion": cm.tolist()}
+            stale = 0
+        else:
+            stale += 1
+        if main:
+            if improved:
+                ckpt.save_checkpoint(out, model, checkpoint_config(task, config, splits, best, args, device, world,
+                                                                   time.perf_counter() - t0))
+            ckpt.save_resume(out, {"model": {k: v.cpu() for k, v in model.state_dict().items()},
+                                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                   "epoch": epoch + 1, "history": history, "best": best, "stale": stale,
+                                   "task_config": task.config_to_dict(config)})
+        epochs_bar.set_postfix(val_acc=f"{scores['accuracy']:.4f}", best=f"{best['accuracy']:.4f}")
+        if args.patience and stale >= args.patience:
+            if main and not args.quiet:
+                print(f"[triptych] early stop: no better validation accuracy for {stale} epochs", file=sys.stderr)
+            break
+    barrier()
+    result = {k: v for k, v in best.items() if k != "confusion"}
+    summary = {"best": result, "history": history, "seconds_to_first_step": round(first_step_s, 2),
+               "total_seconds": round(time.perf_counter() - t0, 2), "hardware": hardware(device, world)}
+    if main:
+        write_reports(out, summary, torch.tensor(best["confusion"]), labels, history)
+        if not args.quiet:
+            print(f"[triptych] best validation accuracy {result['accuracy']:.4f} (macro-F1 {result['macro_f1']:.4f}) "
+                  f"at epoch {result['epoch']}; checkpoint in {out}", file=sys.stderr)
+    if world > 1:
+        dist.destroy_process_group()
+    return summary
+
+
+def checkpoint_config(task, config, splits, best, args, device, world, seconds) -> dict:
+    metrics = {k: v for k, v in best.items() if k != "confusion"}
+    return {"task": task.NAME, "architecture": getattr(config, "architecture", task.NAME),
+            "labels": list(splits.labels), "model": task.config_to_dict(config),
+            "preprocessing": task.preprocessing(config), "metrics": metrics, "dataset": splits.info,
+            "train_args": json_args(args), "versions": versions(), "hardware": hardware(device, world),
+            "training_seconds": round(seconds, 1), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -1,0 +1,31 @@
+"""`python -m training evaluate`: score any checkpoint on any split of any dataset, for every task."""
+
+from __future__ import annotations
+
+from training import checkpoint as ckpt
+from training.cache import encode_split
+from training.data import load_eval_split
+from training.device import pick_device
+from training.engine import evaluate
+from training.metrics import from_confusion
+from training.reports import write_reports
+from training.tasks import get_task
+
+
+def run_evaluate(args) -> dict:
+    device = pick_device(args.device)
+    model, config, task_config = ckpt.load_model(args.checkpoint, device)
+    task = get_task(config["task"])
+    labels = config["labels"]
+    ds, y, column = load_eval_split(args.dataset, args.split, labels, input_candidates=task.INPUT_COLUMNS,
+                                    input_column=args.input_column, label_column=args.label_column,
+                                    name=args.dataset_config, revision=args.revision, max_samples=args.max_samples,
+                                    adapt=getattr(task, "adapt_dataset", None), args=args)
+    data, lengths = encode_split(task, task_config, ds, column, workers=args.workers, desc=f"decode {args.split}")
+    cm, loss = evaluate(model, task, task_config, data, lengths, y, len(labels), batch_size=args.batch_size,
+                        device=device)
+    report = {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "split": args.split,
+              **from_confusion(cm, labels), "loss": round(loss, 5)}
+    if args.report_dir:
+        write_reports(args.report_dir, report, cm, labels)
+    return report
