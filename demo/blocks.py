@@ -27,7 +27,7 @@ def build_demo(checkpoint_root="checkpoints", device: str | None = None) -> gr.B
     with gr.Blocks(title=TITLE, delete_cache=(600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO} Running on `{describe(device)}`.")
         for task in TASK_NAMES:
-            with gr.Tab(task.capitalize(), id=task):
+            with gr.Tab(task.capitalize(), id=task, elem_id=f"tab-{task}"):
                 tab = importlib.import_module(f"demo.tabs.{task}")
                 tab.build(models[task])
     return demo

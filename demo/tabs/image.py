@@ -65,4 +65,9 @@ def build(models: ModelSet) -> None:
 
     button.click(classify_image, [image, picker], label, api_name="classify_image")
     image.upload(classify_image, [image, picker], label, api_visibility="private")
-    picker.change(lambda name: info_markdown(models, name), picker, info, api_visibility="private")
+
+    def image_model_info(model_name=None):
+        """The model panel's text: dataset, validation scores, labels, device, and unavailable checkpoints."""
+        return info_markdown(models, model_name)
+
+    picker.change(image_model_info, picker, info, api_name="image_model_info")

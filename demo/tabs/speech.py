@@ -1,0 +1,93 @@
+"""The Speech tab: upload or record a word -> top-5 labels and a picture of what the model heard.
+
+Components and wiring only: decoding and features come from `training.tasks.speech`, the functions
+training used, with the settings stored in the chosen checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from demo.predictor import ModelSet
+from demo.tabs.common import info_markdown, model_picker, predictor_or_error
+from training.tasks.speech import AudioInputError, Heard, listen
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "speech"
+
+
+def build(models: ModelSet) -> None:
+    gr.Markdown("Recognise a spoken word. Record one with the microphone or upload a clip (WAV, FLAC, OGG, "
+                "MP3). The Speech Commands model knows *yes, no, up, down, left, right, on, off, stop, go*; "
+                "the FSDD model knows the digits *zero* to *nine*.")
+    with gr.Row():
+        with gr.Column():
+            audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio")
+            picker = model_picker(models)
+            button = gr.Button("Recognise", variant="primary")
+            examples = sorted(str(p) for p in EXAMPLES.glob("*.wav")) if EXAMPLES.is_dir() else []
+            if examples:
+                gr.Examples(examples=examples, inputs=[audio],
+                            label="Examples (Speech Commands and FSDD speakers held out from training)")
+        with gr.Column():
+            label = gr.Label(num_top_classes=5, label="Prediction")
+            notes = gr.Markdown()
+            plot = gr.Plot(label="What the model heard")
+            info = gr.Markdown(speech_info(models, picker.value))
+
+    def recognize_speech(audio_file, model_name=None):
+        """Top labels with probabilities for one clip, notes on the input, and the picture of it."""
+        predictor = predictor_or_error(models, model_name)
+        if audio_file is None:
+            raise gr.Error("Record or upload a clip first.")
+        try:
+            heard = listen(predictor.task_config, audio_file)
+        except AudioInputError as e:
+            raise gr.Error(str(e)) from None
+        for note in heard.notes:
+            gr.Warning(note)
+        return predictor.predict(heard), notes_markdown(heard), heard_figure(heard)
+
+    outputs = [label, notes, plot]
+    button.click(recognize_speech, [audio, picker], outputs, api_name="recognize_speech")
+    audio.stop_recording(recognize_speech, [audio, picker], outputs, api_visibility="private")
+    audio.upload(recognize_speech, [audio, picker], outputs, api_visibility="private")
+    picker.change(lambda name: speech_info(models, name), picker, info, api_visibility="private")
+
+
+def speech_info(models: ModelSet, name: str | None) -> str:
+    """The shared model panel plus what this model listens to."""
+    text = info_markdown(models, name)
+    try:
+        c = models.get(name).task_config
+    except LookupError:
+        return text
+    return (f"{text}\n- Hears {c.clip_seconds:g} s at {c.sample_rate / 1000:g} kHz ({c.n_mels} mel bins); "
+            "a longer clip is heard through its loudest window")
+
+
+def notes_markdown(heard: Heard) -> str:
+    return "\n".join(f"> {note}" for note in heard.notes)
+
+
+def heard_figure(heard: Heard):
+    """The waveform and the log-mel spectrogram the model was given, on the input's time axis."""
+    from matplotlib.figure import Figure   # not pyplot: figures are built in worker threads
+
+    wave = np.asarray(heard.waveform, dtype=np.float32)
+    mel = np.asarray(heard.features[0], dtype=np.float32)
+    t0, t1 = heard.start, heard.start + len(wave) / heard.sample_rate
+    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1, 2))
+    top.plot(np.linspace(t0, t1, len(wave), endpoint=False), wave, linewidth=0.6)
+    top.set_ylim(-1.05, 1.05)
+    top.set_ylabel("amplitude")
+    top.set_title(f"What the model heard: {t1 - t0:g} s at {heard.sample_rate / 1000:g} kHz"
+                  + (f" (from {t0:.2f} s of a {heard.duration:.1f} s clip)" if heard.duration > t1 - t0 + 0.05 else ""))
+    image = bottom.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(t0, t1, 0, mel.shape[0]))
+    bottom.set_ylabel("mel bin")
+    bottom.set_xlabel("time (s)")
+    fig.colorbar(image, ax=bottom, label="normalised log-mel", pad=0.01)
+    return fig

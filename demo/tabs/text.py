@@ -1,0 +1,91 @@
+"""The Text tab: a sentence -> top labels, and the words that pushed the prediction. Components and wiring only."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from demo.predictor import ModelSet
+from demo.tabs.common import info_markdown, model_picker, predictor_or_error
+from training.tasks import text as text_task
+from training.tasks.text import TextInputError
+
+EXAMPLES = [
+    "i feel wonderful today",
+    "i am so angry that they cancelled my flight again without telling anyone",
+    "i was terrified walking home alone in the dark last night",
+    "i miss my grandmother so much and i feel so lonely without her",
+    "i feel so loved and cared for when my friends call me",
+    "i was amazed when i saw how much the little village had changed",
+]
+EXPLANATION_HELP = (
+    "**Why** (occlusion): each word is removed in turn and the drop in the predicted label's probability is "
+    "measured. Red words pushed the text towards the prediction, purple words away from it; the strongest "
+    "word is the most saturated.")
+
+
+def truncation_note(config) -> str:
+    return (f"The text is longer than this model reads ({config.max_tokens} tokens): only the beginning was "
+            "classified.")
+
+
+def notes(config, ids: list[int], truncated: bool) -> str:
+    """What the user should know about how the model read the text (cut short, unknown words)."""
+    out = [EXPLANATION_HELP]
+    if truncated:
+        out.append(f"> Note: {truncation_note(config)}")
+    if all(i == text_task.UNK_ID for i in ids):
+        out.append("> Note: none of these words or symbols are in the model's vocabulary, so the prediction "
+                   "is little more than a guess.")
+    return "\n\n".join(out)
+
+
+def build(models: ModelSet) -> None:
+    gr.Markdown("Classify a sentence: type it and press Enter, or pick an example.")
+    with gr.Row():
+        with gr.Column():
+            text = gr.Textbox(label="Text", lines=1, max_lines=8, placeholder="Type a sentence, e.g. i feel wonderful today")
+            picker = model_picker(models)
+            button = gr.Button("Classify", variant="primary")
+            gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[text], label="Examples (for the English emotion model)")
+        with gr.Column():
+            label = gr.Label(num_top_classes=5, label="Prediction")
+            explanation = gr.HighlightedText(label="Why: word importance (occlusion)", show_legend=False,
+                                             show_inline_category=False, combine_adjacent=False)
+            note = gr.Markdown(EXPLANATION_HELP)
+            info = gr.Markdown(info_markdown(models, picker.value))
+
+    def classify_text(text: str, model_name: str | None = None) -> dict[str, float]:
+        """Top labels with probabilities for one text; text past the model's limit is cut, with a warning."""
+        predictor = predictor_or_error(models, model_name)
+        try:
+            _, truncated = text_task.tokenize(predictor.task_config, text)
+            result = predictor.predict(text)
+        except TextInputError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        if truncated:
+            gr.Warning(truncation_note(predictor.task_config))
+        return result
+
+    def explain_text(text: str, model_name: str | None = None):
+        """The words that pushed the prediction (occlusion scores in [-1, 1]) and notes on how the text was read."""
+        predictor = predictor_or_error(models, model_name)
+        config = predictor.task_config
+        try:
+            ids, truncated = text_task.tokenize(config, text)
+            pieces = text_task.explain(predictor.model, config, text)
+        except TextInputError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        if truncated:
+            pieces.append((" …", None))   # the rest of the text was not read, so it gets no colour
+        return pieces, notes(config, ids, truncated)
+
+    # One endpoint for the button and Enter. The explanation is a second step, run only after a successful
+    # prediction, so /classify_text answers with the labels alone and as fast as it can.
+    gr.on([button.click, text.submit], classify_text, [text, picker], label, api_name="classify_text") \
+        .success(explain_text, [text, picker], [explanation, note], api_name="explain_text")
+
+    def text_model_info(model_name=None):
+        """The model panel's text: dataset, validation scores, labels, device, and unavailable checkpoints."""
+        return info_markdown(models, model_name)
+
+    picker.change(text_model_info, picker, info, api_name="text_model_info")
