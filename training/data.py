@@ -9,6 +9,7 @@ anything but a `Splits`.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -18,6 +19,10 @@ import torch
 
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 LABEL_COLUMNS = ("label", "labels")
+# Hub datasets whose main branch is a loading script, which datasets 5 no longer runs: their parquet
+# conversion on the Hub (one folder per configuration) is read instead, with this default configuration.
+PARQUET_EXPORTS = {"google/speech_commands": "v0.02"}
+PARQUET_REVISION = "refs/convert/parquet"
 
 
 class DatasetError(Exception):
@@ -53,6 +58,8 @@ def load_raw(dataset: str, *, name: str | None = None, revision: str | None = No
             return datasets.load_dataset(str(path), name=name)
         if dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
             raise DatasetError(f"{dataset}: no such file or folder.")
+        if dataset in PARQUET_EXPORTS and revision in (None, PARQUET_REVISION):
+            return datasets.load_dataset(dataset, data_dir=name or PARQUET_EXPORTS[dataset], revision=PARQUET_REVISION)
         return datasets.load_dataset(dataset, name=name, revision=revision)
     except DatasetError:
         raise
@@ -64,6 +71,9 @@ def load_raw(dataset: str, *, name: str | None = None, revision: str | None = No
             "Check the id and your network connection (HF_HUB_OFFLINE=1 forbids downloads), "
             "or pass a local folder or a parquet/csv/json file with --dataset.") from None
     except (ValueError, FileNotFoundError) as e:
+        empty = re.match(r'Instruction "([^"]+)" corresponds to no data', str(e))
+        if empty:   # what `datasets` says of a split whose files hold no rows
+            raise DatasetError(f"{dataset}: split '{empty.group(1)}' is empty (its files hold no rows).") from None
         raise DatasetError(f"{dataset}: {first_line(e)}") from None
 
 
@@ -142,7 +152,9 @@ def carve_validation(labels: torch.Tensor, fraction: float, seed: int, groups: S
         for label in np.unique(y):
             rows = np.flatnonzero(y == label)
             rows = rows[rng.permutation(len(rows))]
-            take = int(round(fraction * len(rows))) if len(rows) > 1 else 0
+            # Every label with two or more rows lands in both parts, even where the fraction rounds to 0
+            # (a rare label missing from validation would have no score; a tiny dataset no split at all).
+            take = min(max(1, int(round(fraction * len(rows)))), len(rows) - 1) if len(rows) > 1 else 0
             val[rows[:take]] = True
     return np.flatnonzero(~val).tolist(), np.flatnonzero(val).tolist()
 
@@ -242,9 +254,12 @@ def decode_off(ds):
 
 
 def dataset_revision(ds) -> str | None:
-    """The Hub commit the data came from, when `datasets` recorded one."""
-    info = getattr(ds, "info", None)
-    return getattr(info, "version", None) and str(info.version) or None
+    """The Hub commit the data came from, read from the cached files' path; None for local data."""
+    for f in getattr(ds, "cache_files", None) or []:
+        match = re.search(r"[\\/]([0-9a-f]{40})[\\/]", f.get("filename", ""))
+        if match:
+            return match.group(1)
+    return None
 
 
 def default_name(dataset: str) -> str:

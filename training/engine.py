@@ -142,10 +142,14 @@ def train_one_epoch(model, task, config, data, lengths, labels, optimizer, sched
         total_loss += loss.detach() * len(idx)
         seen += len(idx)
         if step % 10 == 0 or step == steps - 1:
-            running = float(total_loss) / max(1, seen)     # one sync every 10 steps
+            # One sync every 10 steps. Summed over ranks, so every rank sees a NaN on any rank and all
+            # stop together instead of the others waiting for it in the next gradient exchange.
+            running = float(all_reduce_sum(total_loss.clone())) / max(1, seen * world)
             if not math.isfinite(running):
+                kept = ("The last good checkpoint and resume state are kept" if epoch > 0
+                        else "No epoch finished, so nothing was saved")
                 raise TrainingError(f"the training loss became {running} at epoch {epoch + 1}, step {step + 1}. "
-                                    "The last good checkpoint and resume state are kept; try a lower --lr.")
+                                    f"{kept}; try a lower --lr.")
             bar.set_postfix(loss=f"{running:.4f}", samples_s=f"{seen * world / (time.perf_counter() - start):.0f}")
     totals = all_reduce_sum(torch.stack([total_loss.float(), torch.tensor(float(seen), device=device)]))
     return {"train_loss": float(totals[0] / totals[1]), "train_seconds": time.perf_counter() - start,
@@ -236,6 +240,10 @@ def run(args, task) -> dict:
     if main and not args.quiet:
         print(f"[triptych] {task.NAME}: {len(splits.train)} train / {len(splits.val)} validation rows, "
               f"{len(labels)} labels, device {hardware(device, world)}", file=sys.stderr)
+    # The model first: a missing pretrained download fails now, not after minutes of decoding.
+    torch.manual_seed(args.seed)
+    model = task.build_model(config, len(labels), pretrained=getattr(config, "pretrained", False) and resume is None)
+    model.to(device)
     # Rank 0 decodes first and fills the disk cache; the other ranks then read it.
     if not main:
         barrier()
@@ -247,9 +255,6 @@ def run(args, task) -> dict:
         barrier()
     train_x, val_x = to_device_cache(train_x, device), to_device_cache(val_x, device)
 
-    torch.manual_seed(args.seed)
-    model = task.build_model(config, len(labels), pretrained=getattr(config, "pretrained", False) and resume is None)
-    model.to(device)
     if device.type == "cuda" and task.NAME == "image":
         model = model.to(memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
