@@ -20,11 +20,21 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Limits for a public Space. Uploads larger than MAX_FILE_SIZE are refused by the server (HTTP 413)
+# before any of our code runs; at most QUEUE_SIZE requests wait, later ones get a clear "queue is full"
+# error instead of piling up; CONCURRENCY requests run at once per event (the models are small, and more
+# threads than cores only slows every request down).
+MAX_FILE_SIZE = "50mb"
+QUEUE_SIZE = 64
+CONCURRENCY = 2
+
+
 def main(argv=None) -> None:
     args = get_args_parser().parse_args(argv)
     demo = build_demo(args.checkpoints, args.device)
-    demo.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port, share=args.share,
-                                                  show_error=True)
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True,
+                max_file_size=MAX_FILE_SIZE)
 
 
 if __name__ == "__main__":
