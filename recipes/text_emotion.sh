@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Rebuilds checkpoints/text/emotion: WordPiece tokenizer + bi-GRU, 8 epochs, the dataset's validation split.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/data/emotion}
+PY=${PY:-.venv/bin/python}
+"$PY" -m training text --dataset "$DATA" --epochs 8 --seed 0 --output checkpoints/text/emotion "$@"
