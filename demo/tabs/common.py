@@ -29,4 +29,4 @@ def predictor_or_error(models: ModelSet, name: str | None):
     try:
         return models.get(name)
     except LookupError as e:
-        raise gr.Error(str(e)) from None
+        raise gr.Error(str(e), print_exception=False) from None

@@ -57,11 +57,11 @@ def build(models: ModelSet) -> None:
         """Top labels with probabilities for one image."""
         predictor = predictor_or_error(models, model_name)
         if image_file is None:
-            raise gr.Error("Upload an image, take a webcam photo or paste one first.")
+            raise gr.Error("Upload an image, take a webcam photo or paste one first.", print_exception=False)
         try:
             return predictor.predict(image_file)
-        except ImageInputError as e:
-            raise gr.Error(str(e)) from None
+        except ImageInputError as e:   # the user's file, not a server fault: no traceback in the log
+            raise gr.Error(str(e), print_exception=False) from None
 
     button.click(classify_image, [image, picker], label, api_name="classify_image")
     image.upload(classify_image, [image, picker], label, api_visibility="private")
