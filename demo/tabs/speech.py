@@ -34,27 +34,41 @@ def build(models: ModelSet) -> None:
         with gr.Column():
             label = gr.Label(num_top_classes=5, label="Prediction")
             notes = gr.Markdown()
-            plot = gr.Plot(label="What the model heard")
+            plot = gr.Plot(label="What the model heard", show_label=False)   # the figure has its own title
             info = gr.Markdown(speech_info(models, picker.value))
 
     def recognize_speech(audio_file, model_name=None):
-        """Top labels with probabilities for one clip, notes on the input, and the picture of it."""
+        """Top labels with probabilities for one clip, and notes on what the model heard of it."""
         predictor = predictor_or_error(models, model_name)
-        if audio_file is None:
-            raise gr.Error("Record or upload a clip first.")
-        try:
-            heard = listen(predictor.task_config, audio_file)
-        except AudioInputError as e:
-            raise gr.Error(str(e)) from None
-        for note in heard.notes:
-            gr.Warning(note)
-        return predictor.predict(heard), notes_markdown(heard), heard_figure(heard)
+        heard = listen_or_error(predictor, audio_file)
+        return predictor.predict(heard), notes_markdown(heard)
 
-    outputs = [label, notes, plot]
-    button.click(recognize_speech, [audio, picker], outputs, api_name="recognize_speech")
-    audio.stop_recording(recognize_speech, [audio, picker], outputs, api_visibility="private")
-    audio.upload(recognize_speech, [audio, picker], outputs, api_visibility="private")
-    picker.change(lambda name: speech_info(models, name), picker, info, api_visibility="private")
+    def draw_heard(audio_file, model_name=None):
+        # A second, UI-only step: the API answers without waiting for matplotlib, and decoding the
+        # clip again costs milliseconds.
+        return heard_figure(listen_or_error(predictor_or_error(models, model_name), audio_file))
+
+    inputs = [audio, picker]
+    button.click(recognize_speech, inputs, [label, notes], api_name="recognize_speech").success(
+        draw_heard, inputs, plot, api_visibility="private")
+    for trigger in (audio.stop_recording, audio.upload):
+        trigger(recognize_speech, inputs, [label, notes], api_visibility="private").success(
+            draw_heard, inputs, plot, api_visibility="private")
+
+    def speech_model_info(model_name=None):
+        """The model panel's text: dataset, validation scores, labels, device, what the model listens to."""
+        return speech_info(models, model_name)
+
+    picker.change(speech_model_info, picker, info, api_name="speech_model_info")
+
+
+def listen_or_error(predictor, audio_file) -> Heard:
+    if audio_file is None:
+        raise gr.Error("Record or upload a clip first.", print_exception=False)
+    try:
+        return listen(predictor.task_config, audio_file)
+    except AudioInputError as e:   # the user's file, not a server fault: no traceback in the log
+        raise gr.Error(str(e), print_exception=False) from None
 
 
 def speech_info(models: ModelSet, name: str | None) -> str:
