@@ -59,9 +59,13 @@ class Predictor:
                  f"- Dataset: `{d.get('id', 'unknown')}` (validation: {d.get('validation_split', 'n/a')}, "
                  f"{m.get('num_examples', '?')} examples)",
                  f"- Validation accuracy **{acc}**, macro-F1 {f1} (epoch {m.get('epoch', '?')})",
-                 f"- Labels: {', '.join(self.labels)}",
+                 "- Labels: " + ", ".join(f"`{label}`" for label in self.labels),
                  f"- Running on: `{self.device}`"]
         return "\n".join(lines)
+
+
+# The model a tab starts with (and an API call without a model name uses) when it is present.
+DEFAULT_MODELS = {"image": "cifar10", "text": "emotion", "speech": "speech_commands"}
 
 
 @dataclass
@@ -74,7 +78,9 @@ class ModelSet:
 
     @property
     def names(self) -> list[str]:
-        return sorted(self.predictors)
+        """Model names, the task's flagship first (see DEFAULT_MODELS), then alphabetical."""
+        preferred = DEFAULT_MODELS.get(self.task)
+        return sorted(self.predictors, key=lambda n: (n != preferred, n))
 
     def get(self, name: str | None) -> Predictor:
         """The named predictor, or the first one; a clear error if there is none."""

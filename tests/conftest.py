@@ -101,9 +101,9 @@ def sine_wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
 @pytest.fixture(scope="session")
 def fake_mic_wav(tmp_path_factory) -> Path:
     """What Chromium's fake microphone plays: a shipped example clip when there is one, else a tone."""
-    clips = sorted((REPO / "demo" / "examples" / "speech").glob("*.wav"))
-    if clips:
-        return clips[0]
+    clip = REPO / "demo" / "examples" / "speech" / "yes.wav"
+    if clip.is_file():
+        return clip
     return sine_wav(tmp_path_factory.mktemp("mic") / "mic.wav")
 
 

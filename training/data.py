@@ -55,6 +55,8 @@ def load_raw(dataset: str, *, name: str | None = None, revision: str | None = No
             kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
             return datasets.load_dataset(builder, data_files={"train": str(path)}, **kwargs)
         if path.is_dir():
+            if name and (path / name).is_dir():   # a Hub-layout folder with one sub-folder per configuration
+                return datasets.load_dataset(str(path), data_dir=name)
             return datasets.load_dataset(str(path), name=name)
         if dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
             raise DatasetError(f"{dataset}: no such file or folder.")
