@@ -4,6 +4,7 @@
     python -m training image --dataset ../shared/data/cifar10     # a local folder in Hub layout
     python -m training image --dataset photos/                    # class subfolders of images
     python -m training text --dataset reviews.csv --text-column body
+    python -m training speech --dataset ../shared/data/speech_commands --group-column speaker_id
     torchrun --nproc_per_node 2 -m training image --dataset ...   # DistributedDataParallel
     python -m training evaluate --checkpoint checkpoints/image/cifar10 --dataset ... --split test
 """
@@ -85,12 +86,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in TASK_NAMES:
-        try:
-            task = get_task(name)
-        except ModuleNotFoundError:   # a task still being written
-            continue
-        p = sub.add_parser(name, help=f"fine-tune a {name} classifier",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter if False else argparse.HelpFormatter)
+        task = get_task(name)
+        p = sub.add_parser(name, help=f"fine-tune an {name} classifier" if name == "image" else f"fine-tune a {name} classifier")
         task.add_arguments(p)
         add_common_arguments(p, name, task.DEFAULTS)
     add_evaluate_arguments(sub.add_parser("evaluate", help="score a checkpoint on a dataset split; prints JSON"))
