@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 FAST = ["--image-size", "16", "--batch-size", "8", "--workers", "0", "--quiet", "--width", "8"]
 REPORT_FILES = {"model.safetensors", "config.json", "resume.pt", "metrics.json", "confusion_matrix.png",
-                "training_curves.png"}
+                "training_curves.png", "README.md"}
 
 
 def train(dataset, output, *extra) -> dict:
@@ -92,6 +92,9 @@ def check_run_folder(out: Path, summary: dict, *, dataset: str, labels: list[str
     assert [h["epoch"] for h in written["history"]] == [1]
     assert math.isfinite(written["history"][0]["train_loss"])
     assert written["history"][0]["val_accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-5)
+
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n") and f"value: {round(metrics['accuracy'], 4)}" in card
 
     for name in ("confusion_matrix.png", "training_curves.png"):
         with Image.open(out / name) as im:

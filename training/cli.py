@@ -7,6 +7,7 @@
     python -m training speech --dataset ../shared/data/speech_commands --group-column speaker_id
     torchrun --nproc_per_node 2 -m training image --dataset ...   # DistributedDataParallel
     python -m training evaluate --checkpoint checkpoints/image/cifar10 --dataset ... --split test
+    python -m training push --checkpoint checkpoints/image/cifar10 --repo-id you/cifar10-resnet20
 """
 
 from __future__ import annotations
@@ -81,6 +82,19 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report-dir", default=None, help="also write metrics.json and confusion_matrix.png here")
 
 
+def add_card_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    p.add_argument("--dataset-id", default=None,
+                   help="the dataset's Hub id for the card, when the model was trained on a local copy")
+
+
+def add_push_arguments(p: argparse.ArgumentParser) -> None:
+    add_card_arguments(p)
+    p.add_argument("--repo-id", required=True, help="model repository on the Hub, e.g. you/cifar10-resnet20")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--token", default=None, help="Hub token (default: the one `hf auth login` saved)")
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,6 +105,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         task.add_arguments(p)
         add_common_arguments(p, name, task.DEFAULTS)
     add_evaluate_arguments(sub.add_parser("evaluate", help="score a checkpoint on a dataset split; prints JSON"))
+    add_card_arguments(sub.add_parser("card", help="write the checkpoint's model card (README.md)"))
+    add_push_arguments(sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub"))
     return parser
 
 
@@ -106,6 +122,17 @@ def main(argv: list[str] | None = None) -> dict:
             report = run_evaluate(args)
             print(json.dumps(report, indent=2))
             return report
+        if args.command == "card":
+            from training.card import write_model_card
+            path = write_model_card(args.checkpoint, args.dataset_id)
+            print(path)
+            return {"card": str(path)}
+        if args.command == "push":
+            from training.push import push
+            info = push(args.checkpoint, args.repo_id, private=args.private, token=args.token,
+                        dataset_id=args.dataset_id)
+            print(getattr(info, "commit_url", info))
+            return {"commit": str(getattr(info, "commit_url", info))}
         from training import engine
         task = get_task(args.command)
         if args.output is None:

@@ -314,6 +314,8 @@ def run(args, task) -> dict:
                "total_seconds": round(time.perf_counter() - t0, 2), "hardware": hardware(device, world)}
     if main:
         write_reports(out, summary, torch.tensor(best["confusion"]), labels, history)
+        from training.card import write_model_card
+        write_model_card(out)   # README.md: the folder is a Hub model repository as it stands
         if not args.quiet:
             print(f"[triptych] best validation accuracy {result['accuracy']:.4f} (macro-F1 {result['macro_f1']:.4f}) "
                   f"at epoch {result['epoch']}; checkpoint in {out}", file=sys.stderr)

@@ -1,0 +1,106 @@
+"""The model card: a Hugging Face `README.md` written from a checkpoint's `config.json`.
+
+The YAML front matter (`library_name`, `pipeline_tag`, `datasets`, `metrics` and a `model-index` with the
+validation results) is what the Hub reads; the text is for people: what the model was trained on, how
+well it does on held-out data, label by label, and where it should not be trusted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from training import checkpoint as ckpt
+
+PIPELINE_TAGS = {"image": "image-classification", "text": "text-classification", "speech": "audio-classification"}
+CARD_NAME = "README.md"
+
+
+def hub_dataset_id(config: dict, override: str | None = None) -> str | None:
+    """The dataset's Hub id: `override`, or the recorded id when it is one (owner/name, not a local path)."""
+    if override:
+        return override
+    source = str(config.get("dataset", {}).get("id") or "")
+    parts = source.split("/")
+    if len(parts) == 2 and all(parts) and not source.startswith((".", "/", "~")) and not Path(source).exists():
+        return source
+    return None
+
+
+def limitations(config: dict) -> list[str]:
+    task, pre = config["task"], config.get("preprocessing", {})
+    labels = config["labels"]
+    out = [f"It only knows these {len(labels)} labels; anything else is forced into one of them."]
+    if task == "image":
+        size = pre.get("image_size")
+        out.append(f"It sees {size}x{size} pixels: a photo is resized (shorter side) and centre-cropped to that, "
+                   "so small or off-centre objects are lost.")
+    elif task == "text":
+        out.append("It reads lowercased words from its own vocabulary; unknown words become one [UNK] token, "
+                   "and text past its token limit is cut.")
+    elif task == "speech":
+        out.append(f"It hears {pre.get('clip_seconds', 1)} s of mono audio at {pre.get('sample_rate')} Hz; longer clips "
+                   "are heard through one window. Accuracy on voices, accents and microphones unlike those of "
+                   "the training speakers will be lower.")
+    return out
+
+
+def front_matter(config: dict, name: str, dataset_id: str | None) -> str:
+    import yaml
+
+    m, d = config.get("metrics", {}), config.get("dataset", {})
+    pipeline = PIPELINE_TAGS[config["task"]]
+    local_name = Path(str(d.get("id") or name)).name or name
+    dataset_entry = {"name": local_name, "type": dataset_id or local_name,
+                     "split": str(d.get("validation_split", "validation"))}
+    if d.get("name"):
+        dataset_entry["config"] = d["name"]
+    meta = {"library_name": "pytorch", "pipeline_tag": pipeline, "tags": ["triptych", config["task"]]}
+    if dataset_id:
+        meta["datasets"] = [dataset_id]
+    meta["metrics"] = ["accuracy", "f1"]
+    meta["model-index"] = [{"name": name, "results": [{
+        "task": {"type": pipeline, "name": pipeline.replace("-", " ").title()},
+        "dataset": dataset_entry,
+        "metrics": [{"type": "accuracy", "value": round(float(m.get("accuracy", 0.0)), 4), "name": "Validation accuracy"},
+                    {"type": "f1", "value": round(float(m.get("macro_f1", 0.0)), 4), "name": "Validation macro-F1",
+                     "args": {"average": "macro"}}]}]}]
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def model_card(config: dict, name: str, dataset_id: str | None = None) -> str:
+    m, d = config.get("metrics", {}), config.get("dataset", {})
+    dataset_id = hub_dataset_id(config, dataset_id)
+    source = f"[`{dataset_id}`](https://huggingface.co/datasets/{dataset_id})" if dataset_id else f"`{d.get('id')}`"
+    lines = [front_matter(config, name, dataset_id), f"# {name}", "",
+             f"{'An' if config['task'][0] in 'aeiou' else 'A'} {config['task']} classifier "
+             f"(`{config.get('architecture')}`) trained with Triptych on {source}.", "",
+             "## Use", "", "```python", "from demo.predictor import Predictor",
+             f'predictor = Predictor.load("checkpoints/{config["task"]}/{name}")  # this folder',
+             "print(predictor.predict(...))  # a path, an image, a text or audio -> {label: probability}", "```", "",
+             "## Training data", "",
+             f"- Dataset: {source}, training split `{d.get('train_split', 'train')}` ({d.get('num_train', '?')} examples)",
+             f"- Validation: {d.get('validation_split')} ({d.get('num_validation', '?')} examples)", "",
+             "## Validation results", "",
+             f"Accuracy **{m.get('accuracy', 0):.4f}**, macro-F1 **{m.get('macro_f1', 0):.4f}** "
+             f"(best epoch {m.get('epoch', '?')}, {m.get('num_examples', '?')} examples).", "",
+             "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for label, s in m.get("per_label", {}).items():
+        lines.append(f"| {label} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |")
+    lines += ["", "## Limitations", ""] + [f"- {x}" for x in limitations(config)]
+    args = config.get("train_args", {})
+    lines += ["", "## Training procedure", "",
+              f"- Hardware: {config.get('hardware', '?')}; training time {config.get('training_seconds', '?')} s",
+              f"- Package versions: {json.dumps(config.get('versions', {}))}",
+              f"- Arguments: `{json.dumps({k: v for k, v in args.items() if v is not None}, sort_keys=True)}`",
+              f"- Preprocessing: `{json.dumps(config.get('preprocessing', {}), sort_keys=True)}`", ""]
+    return "\n".join(lines)
+
+
+def write_model_card(folder, dataset_id: str | None = None) -> Path:
+    folder = Path(folder)
+    config = ckpt.read_config(folder)
+    path = folder / CARD_NAME
+    text = model_card(config, folder.name, dataset_id)
+    ckpt.atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return path
