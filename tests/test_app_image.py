@@ -103,3 +103,12 @@ def test_unusual_image_modes_are_classified(app_client, tmp_path, name):
     path.write_bytes(GOOD[name]())
     result = classify(app_client, path)
     assert result["label"] in {c["label"] for c in result["confidences"]}
+
+
+def test_explain_image_returns_a_heatmap(app_client):
+    from gradio_client import handle_file
+
+    result = app_client.predict(handle_file(str(EXAMPLES / "horse.png")), api_name="/explain_image")
+    with Image.open(result) as im:
+        assert im.size == (256, 256)
+        assert len(im.convert("RGB").getcolors(1 << 16) or range(1 << 16)) > 50   # a picture, not a flat fill

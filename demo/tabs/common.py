@@ -30,3 +30,28 @@ def predictor_or_error(models: ModelSet, name: str | None):
         return models.get(name)
     except LookupError as e:
         raise gr.Error(str(e), print_exception=False) from None
+
+
+REPORT_FIGURES = (("confusion_matrix.png", "Validation confusion matrix"), ("training_curves.png", "Training curves"))
+
+
+def report_figures(models: ModelSet, name: str | None) -> list:
+    """The chosen model's report PNGs from its training run, with captions, for a gr.Gallery.
+
+    Passed as decoded images, not paths: Gradio then serves copies from its cache, and the checkpoint
+    folder itself is never exposed to the file route.
+    """
+    from PIL import Image
+
+    try:
+        folder = models.get(name).folder
+    except LookupError:
+        return []
+    figures = []
+    for file, caption in REPORT_FIGURES:
+        try:
+            with Image.open(folder / file) as im:
+                figures.append((im.convert("RGB"), caption))
+        except OSError:
+            continue   # a run without reports, or an unreadable file: show what there is
+    return figures

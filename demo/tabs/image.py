@@ -8,7 +8,8 @@ from pathlib import Path
 import gradio as gr
 
 from demo.predictor import ModelSet
-from demo.tabs.common import info_markdown, model_picker, predictor_or_error
+from demo.tabs.common import info_markdown, model_picker, predictor_or_error, report_figures
+from training.tasks import image as image_task
 from training.tasks.image import ImageInputError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "image"
@@ -51,7 +52,13 @@ def build(models: ModelSet) -> None:
                 gr.Examples(examples=examples, inputs=[image], label="Examples (CIFAR-10 validation images)")
         with gr.Column():
             label = gr.Label(num_top_classes=5, label="Prediction")
+            heatmap = gr.Image(label="Where the model looked (Grad-CAM)", type="pil", height=256, interactive=False)
+            gr.Markdown("Grad-CAM: the last convolutional maps, weighted by how much they raise the predicted "
+                        "label; red regions drove the prediction. The picture is what the model sees, enlarged.")
             info = gr.Markdown(info_markdown(models, picker.value))
+            with gr.Accordion("Validation confusion matrix and training curves", open=False):
+                figures = gr.Gallery(value=report_figures(models, picker.value), columns=2, height=320, object_fit="contain",
+                                     show_label=False, allow_preview=True)
 
     def classify_image(image_file, model_name=None):
         """Top labels with probabilities for one image."""
@@ -63,11 +70,24 @@ def build(models: ModelSet) -> None:
         except ImageInputError as e:   # the user's file, not a server fault: no traceback in the log
             raise gr.Error(str(e), print_exception=False) from None
 
-    button.click(classify_image, [image, picker], label, api_name="classify_image")
-    image.upload(classify_image, [image, picker], label, api_visibility="private")
+    def explain_image(image_file, model_name=None):
+        """Grad-CAM heatmap over what the model saw, for its top label."""
+        predictor = predictor_or_error(models, model_name)
+        try:
+            (x,) = predictor.inputs(image_file)
+        except ImageInputError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        cam = image_task.grad_cam(predictor.model, x)
+        return image_task.cam_overlay(predictor.task_config, image_file, cam)
+
+    # The heatmap is a second step after a successful prediction, so /classify_image answers with the
+    # labels alone and as fast as it can.
+    gr.on([button.click, image.upload], classify_image, [image, picker], label, api_name="classify_image") \
+        .success(explain_image, [image, picker], heatmap, api_name="explain_image")
 
     def image_model_info(model_name=None):
         """The model panel's text: dataset, validation scores, labels, device, and unavailable checkpoints."""
         return info_markdown(models, model_name)
 
     picker.change(image_model_info, picker, info, api_name="image_model_info")
+    picker.change(lambda name: report_figures(models, name), picker, figures, api_visibility="private")
