@@ -55,3 +55,12 @@ def report_figures(models: ModelSet, name: str | None) -> list:
         except OSError:
             continue   # a run without reports, or an unreadable file: show what there is
     return figures
+
+
+def report_panel(models: ModelSet, picker: gr.Dropdown) -> gr.Gallery:
+    """A closed accordion with the chosen model's confusion matrix and training curves, following the picker."""
+    with gr.Accordion("Validation confusion matrix and training curves", open=False):
+        figures = gr.Gallery(value=report_figures(models, picker.value), columns=2, height=320, object_fit="contain",
+                             show_label=False, allow_preview=True)
+    picker.change(lambda name: report_figures(models, name), picker, figures, api_visibility="private")
+    return figures

@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from demo.predictor import ModelSet
-from demo.tabs.common import info_markdown, model_picker, predictor_or_error, report_figures
+from demo.tabs.common import info_markdown, model_picker, predictor_or_error, report_panel
 from training.tasks import image as image_task
 from training.tasks.image import ImageInputError
 
@@ -39,8 +39,19 @@ class ImageFile(gr.Image):
         return payload.path
 
 
+def honesty_note(models: ModelSet) -> str:
+    """What the default model can and cannot see, in words: small input, a fixed set of labels."""
+    try:
+        predictor = models.get(None)
+    except LookupError:
+        return ""
+    size, labels = predictor.task_config.image_size, predictor.labels
+    return (f"The **{predictor.name}** model sees the photo shrunk to **{size}x{size} pixels** and knows only "
+            f"**{len(labels)} labels** ({', '.join(labels)}); anything else is forced into one of them.")
+
+
 def build(models: ModelSet) -> None:
-    gr.Markdown("Classify a photo. Upload a file, use the webcam, or paste from the clipboard.")
+    gr.Markdown("Classify a photo. Upload a file, use the webcam, or paste from the clipboard. " + honesty_note(models))
     with gr.Row():
         with gr.Column():
             image = ImageFile(sources=["upload", "webcam", "clipboard"], type="filepath", label="Image",
@@ -56,9 +67,7 @@ def build(models: ModelSet) -> None:
             gr.Markdown("Grad-CAM: the last convolutional maps, weighted by how much they raise the predicted "
                         "label; red regions drove the prediction. The picture is what the model sees, enlarged.")
             info = gr.Markdown(info_markdown(models, picker.value))
-            with gr.Accordion("Validation confusion matrix and training curves", open=False):
-                figures = gr.Gallery(value=report_figures(models, picker.value), columns=2, height=320, object_fit="contain",
-                                     show_label=False, allow_preview=True)
+            report_panel(models, picker)
 
     def classify_image(image_file, model_name=None):
         """Top labels with probabilities for one image."""
@@ -90,4 +99,3 @@ def build(models: ModelSet) -> None:
         return info_markdown(models, model_name)
 
     picker.change(image_model_info, picker, info, api_name="image_model_info")
-    picker.change(lambda name: report_figures(models, name), picker, figures, api_visibility="private")

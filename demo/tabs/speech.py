@@ -12,7 +12,7 @@ import gradio as gr
 import numpy as np
 
 from demo.predictor import ModelSet
-from demo.tabs.common import info_markdown, model_picker, predictor_or_error
+from demo.tabs.common import info_markdown, model_picker, predictor_or_error, report_panel
 from training.tasks.speech import AudioInputError, Heard, listen
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "speech"
@@ -36,6 +36,7 @@ def build(models: ModelSet) -> None:
             notes = gr.Markdown()
             plot = gr.Plot(label="What the model heard", show_label=False)   # the figure has its own title
             info = gr.Markdown(speech_info(models, picker.value))
+            report_panel(models, picker)
 
     def recognize_speech(audio_file, model_name=None):
         """Top labels with probabilities for one clip, and notes on what the model heard of it."""

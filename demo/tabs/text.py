@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from demo.predictor import ModelSet
-from demo.tabs.common import info_markdown, model_picker, predictor_or_error
+from demo.tabs.common import info_markdown, model_picker, predictor_or_error, report_panel
 from training.tasks import text as text_task
 from training.tasks.text import TextInputError
 
@@ -53,6 +53,7 @@ def build(models: ModelSet) -> None:
                                              show_inline_category=False, combine_adjacent=False)
             note = gr.Markdown(EXPLANATION_HELP)
             info = gr.Markdown(info_markdown(models, picker.value))
+            report_panel(models, picker)
 
     def classify_text(text: str, model_name: str | None = None) -> dict[str, float]:
         """Top labels with probabilities for one text; text past the model's limit is cut, with a warning."""
