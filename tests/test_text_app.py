@@ -9,15 +9,6 @@ import urllib.request
 import pytest
 
 EMOTIONS = {"sadness", "joy", "love", "anger", "fear", "surprise"}
-# The tab's examples with the label a person would give them.
-EXPECTED = {
-    "i feel wonderful today": "joy",
-    "i am so angry that they cancelled my flight again without telling anyone": "anger",
-    "i was terrified walking home alone in the dark last night": "fear",
-    "i miss my grandmother so much and i feel so lonely without her": "sadness",
-    "i feel so loved and cared for when my friends call me": "love",
-    "i was amazed when i saw how much the little village had changed": "surprise",
-}
 
 
 def classify(client, text, **kwargs):
@@ -33,11 +24,12 @@ def test_classify_text_with_only_the_text(app_client):
 
 
 def test_shipped_model_gets_the_examples_right(app_client):
-    from demo.tabs.text import EXAMPLES
+    from demo.tabs.text import load_examples
 
-    assert set(EXAMPLES) == set(EXPECTED)
-    wrong = {t: got for t, want in EXPECTED.items() if (got := classify(app_client, t)["label"]) != want}
-    assert len(wrong) <= 1, wrong
+    rows = load_examples()
+    assert len(rows) == 12 and {r["label"] for r in rows} == EMOTIONS    # two real sentences per label
+    wrong = {r["text"]: got for r in rows if (got := classify(app_client, r["text"])["label"]) != r["label"]}
+    assert len(wrong) <= 2, wrong
 
 
 def test_explanation_covers_the_words(app_client):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import gradio as gr
 
 from demo.predictor import ModelSet
@@ -9,14 +12,15 @@ from demo.tabs.common import info_markdown, model_picker, predictor_or_error, re
 from training.tasks import text as text_task
 from training.tasks.text import TextInputError
 
-EXAMPLES = [
-    "i feel wonderful today",
-    "i am so angry that they cancelled my flight again without telling anyone",
-    "i was terrified walking home alone in the dark last night",
-    "i miss my grandmother so much and i feel so lonely without her",
-    "i feel so loved and cared for when my friends call me",
-    "i was amazed when i saw how much the little village had changed",
-]
+EXAMPLES_FILE = Path(__file__).resolve().parents[1] / "examples" / "text" / "emotion_validation.jsonl"
+
+
+def load_examples(path: Path = EXAMPLES_FILE) -> list[dict]:
+    """Real validation sentences with their dataset labels (see demo/examples/text/README.md)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
 EXPLANATION_HELP = (
     "**Why** (occlusion): each word is removed in turn and the drop in the predicted label's probability is "
     "measured. Red words pushed the text towards the prediction, purple words away from it; the strongest "
@@ -46,7 +50,7 @@ def build(models: ModelSet) -> None:
             text = gr.Textbox(label="Text", lines=1, max_lines=8, placeholder="Type a sentence, e.g. i feel wonderful today")
             picker = model_picker(models)
             button = gr.Button("Classify", variant="primary")
-            gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[text], label="Examples (for the English emotion model)")
+            gr.Examples(examples=[[row["text"]] for row in load_examples()], inputs=[text], label="Examples (emotion validation sentences, two per label)")
         with gr.Column():
             label = gr.Label(num_top_classes=5, label="Prediction")
             explanation = gr.HighlightedText(label="Why: word importance (occlusion)", show_legend=False,
