@@ -21,6 +21,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads per request (default: cores / concurrent requests)")
+    p.add_argument("--queue-size", type=int, default=QUEUE_SIZE,
+                   help="requests that may wait; later ones get a 'queue is full' error (default: %(default)s)")
     return p
 
 
@@ -40,7 +42,7 @@ def main(argv=None) -> None:
     # 872 ms with 2 threads and 3.7 ms with 1.
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // CONCURRENCY))
     demo = build_demo(args.checkpoints, args.device)
-    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    demo.queue(max_size=args.queue_size, default_concurrency_limit=CONCURRENCY)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True,
                 max_file_size=MAX_FILE_SIZE)
 

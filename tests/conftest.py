@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -59,17 +60,93 @@ def served_checkpoints(tmp_path_factory) -> Path:
     broken.mkdir()
     (broken / "config.json").write_text('{"format_version": 1, "task": "image", "labels": ["a", "b"], "model": {}}')
     (broken / "model.safetensors").write_bytes(b"\x00" * 10)
+    add_faulty_checkpoints(root)
     return root
 
 
-@pytest.fixture(scope="session")
-def app_server(served_checkpoints):
-    """`python app.py` on a free port, serving `served_checkpoints`; yields the base URL."""
+# Broken checkpoint folders the app must report as unavailable, naming the file, while it serves the rest
+# (tests/test_checkpoint_faults.py). name -> the file the message must name.
+FAULTY = {"image/zz_pickle": "model.safetensors", "image/zz_torch_bin": "model.safetensors",
+          "image/zz_wrong_labels": "config.json", "text/zz_future": "config.json",
+          "text/zz_no_tokenizer": "tokenizer.json", "speech/zz_truncated": "model.safetensors",
+          "speech/zz_no_config": "config.json"}
+PICKLE_MARKER = "pickle_ran"   # a file the malicious pickles create in the served root if they ever run
+
+
+def malicious_pickle(marker: Path) -> bytes:
+    """A pickle whose loading runs code: it creates `marker`."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return exec, (f"open({str(marker)!r}, 'w').close()",)
+
+    return pickle.dumps(Payload())
+
+
+def add_faulty_checkpoints(root: Path) -> None:
+    import json
+
+    import torch
+
+    def copy(src: str, dst: str, skip=()) -> Path:
+        shutil.copytree(REPO / "checkpoints" / src, root / dst,
+                        ignore=shutil.ignore_patterns("resume.pt", "*.png", *skip))
+        return root / dst
+
+    def edit(folder: Path, **changes) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, **changes}))
+
+    marker = root / PICKLE_MARKER
+    if (REPO / "checkpoints/image/cifar10/config.json").is_file():
+        (copy("image/cifar10", "image/zz_pickle") / "model.safetensors").write_bytes(malicious_pickle(marker))
+        bin_folder = copy("image/cifar10", "image/zz_torch_bin", skip=("model.safetensors",))
+        torch.save({"conv.weight": torch.zeros(1), "payload": _TorchPayload(str(marker))},
+                   bin_folder / "pytorch_model.bin")
+        wrong = copy("image/cifar10", "image/zz_wrong_labels")
+        edit(wrong, labels=["cat", "dog", "frog"])
+    if (REPO / "checkpoints/text/emotion/config.json").is_file():
+        edit(copy("text/emotion", "text/zz_future"), format_version=999)
+        copy("text/emotion", "text/zz_no_tokenizer", skip=("tokenizer.json",))
+    if (REPO / "checkpoints/speech/speech_commands/config.json").is_file():
+        weights = copy("speech/speech_commands", "speech/zz_truncated") / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        copy("speech/speech_commands", "speech/zz_no_config", skip=("config.json",))
+
+
+class _TorchPayload:
+    """What a hostile pytorch_model.bin holds: unpickling it with torch.load(weights_only=False) runs code."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').close()",)
+
+
+class ServerURL(str):
+    """The app's base URL (a plain str to every caller), also carrying the server's process id."""
+    pid: int
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB, from /proc/<pid>/status (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+@contextlib.contextmanager
+def launch_app(checkpoints: Path, *extra: str, log_name: str = "app.log"):
+    """`python app.py` on a free port, serving `checkpoints`; yields a ServerURL."""
     port = free_port()
-    log = open(served_checkpoints / "app.log", "w")
+    log = open(Path(checkpoints) / log_name, "w")
     proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port), "--checkpoints",
-                             str(served_checkpoints)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+                             str(checkpoints), *extra], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    url = ServerURL(f"http://127.0.0.1:{port}/")
+    url.pid = proc.pid
     try:
         wait_for(url, proc)
         yield url
@@ -80,6 +157,13 @@ def app_server(served_checkpoints):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def app_server(served_checkpoints):
+    """`python app.py` on a free port, serving `served_checkpoints`; yields the base URL (with `.pid`)."""
+    with launch_app(served_checkpoints) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

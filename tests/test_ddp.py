@@ -32,7 +32,7 @@ def test_two_process_gloo_run(tmp_path, capsys):
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()
                    and not p.is_relative_to(root))
     assert files == sorted(f"out/{n}" for n in ("model.safetensors", "config.json", "resume.pt", "metrics.json",
-                                                 "confusion_matrix.png", "training_curves.png"))
+                                                 "confusion_matrix.png", "training_curves.png", "README.md"))
 
     config = json.loads((out / "config.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())

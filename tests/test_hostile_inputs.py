@@ -1,0 +1,351 @@
+"""The hostile-input battery: each case through the HTTP API of the launched app (gradio_client, or raw
+HTTP where the client cannot send the input), each answered with a valid prediction or a clear error, the
+server answering the next request normally, and its memory staying bounded.
+
+The battery is split by where its cases live; this file holds the cases not covered elsewhere:
+- tests/test_app_image.py: text named .png, zero bytes, truncated PNG, the 20000x10000 PNG bomb, grey,
+  RGBA, CMYK JPEG, palette, 1-bit, tall (10 cases);
+- tests/test_text_app.py: empty, whitespace, control-only, emoji, punctuation, NUL and control characters,
+  right-to-left, bidi overrides, CJK, a 5000-letter word, 100,000 characters, lone surrogates (12 cases);
+- tests/test_speech_app.py: text and PNG named .wav, zero bytes, header with no samples, 1 and 100
+  samples, NaN, inf, silence, 10 minutes, 8/24/32-bit int and 64-bit float, stereo 44.1 kHz, 6 channels,
+  8 and 96 kHz, FLAC, OGG, MP3, a WAV header claiming more data than the file has (23 cases).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import struct
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from conftest import REPO, rss_mb
+
+pytestmark = pytest.mark.usefixtures("app_client")
+
+IMAGE_EXAMPLES = REPO / "demo" / "examples" / "image"
+SPEECH_EXAMPLES = REPO / "demo" / "examples" / "speech"
+CIFAR10 = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+KEYWORDS = set(json.loads((REPO / "checkpoints" / "speech" / "speech_commands" / "config.json").read_text())["labels"])
+EMOTIONS = {"sadness", "joy", "love", "anger", "fear", "surprise"}
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+def classify_image(client, path):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(path)), api_name="/classify_image")
+
+
+def recognize(client, path):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(path)), api_name="/recognize_speech")
+
+
+def classify_text(client, text):
+    return client.predict(text, api_name="/classify_text")
+
+
+def scores(result) -> dict[str, float]:
+    return {c["label"]: c["confidence"] for c in result["confidences"]}
+
+
+def still_serving(client) -> None:
+    """The next ordinary request on every tab gets its usual answer."""
+    assert classify_image(client, IMAGE_EXAMPLES / "frog.png")["label"] in CIFAR10
+    assert classify_text(client, "i feel wonderful today")["label"] == "joy"
+    assert recognize(client, SPEECH_EXAMPLES / "yes.wav")[0]["label"] == "yes"
+
+
+def expect(client, call, error: str | None, labels: set[str]):
+    """`call()` gives a prediction over `labels` (error None) or a gr.Error whose message contains `error`."""
+    from gradio_client.exceptions import AppError
+
+    if error is None:
+        result = call()
+        label = (result[0] if isinstance(result, tuple) else result)["label"]
+        assert label in labels
+    else:
+        with pytest.raises(AppError, match=error) as info:
+            call()
+        assert "Traceback" not in str(info.value)
+        result = None
+    return result
+
+
+def png(image: Image.Image, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", **kwargs)
+    return buf.getvalue()
+
+
+def encoded(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def noise_image(size=(48, 24), seed=0, mode="RGB") -> Image.Image:
+    channels = {"RGB": 3, "RGBA": 4}.get(mode, 1)
+    a = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    return Image.fromarray(a.squeeze(-1) if channels == 1 else a, mode)
+
+
+def animated_gif() -> bytes:
+    frames = [Image.new("RGB", (32, 32), c).convert("P") for c in ((200, 30, 30), (30, 200, 30), (30, 30, 200))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buf.getvalue()
+
+
+def sixteen_bit_png() -> bytes:
+    a = (np.linspace(0, 65535, 40 * 30).reshape(30, 40)).astype(np.uint16)
+    return png(Image.frombytes("I;16", (40, 30), a.tobytes()))
+
+
+@functools.lru_cache(maxsize=None)
+def solid_png(width: int, height: int) -> bytes:
+    # A solid-colour PNG compresses to a few hundred KB however many pixels it has.
+    return png(Image.new("L", (width, height), 90), compress_level=9)
+
+
+def gif_bomb() -> bytes:
+    # A GIF whose header claims a 30000x30000 screen (900 megapixels): 40 bytes on disk.
+    data = bytearray(encoded(Image.new("P", (1, 1)), "GIF"))
+    data[6:10] = struct.pack("<HH", 30000, 30000)
+    return bytes(data)
+
+
+def corrupt_middle(data: bytes) -> bytes:
+    mid = len(data) // 2
+    return data[:mid] + bytes(b ^ 0xFF for b in data[mid:mid + 64]) + data[mid + 64:]
+
+
+# -------------------------------------------------------------------------------------------- image tab
+
+IMAGE_CASES = {
+    # name: (file name, bytes, None for a prediction or the words of the expected error)
+    "50 megapixels (solid colour)": ("big.png", lambda: solid_png(10_000, 5_000), None),
+    "just over 50 megapixels": ("big.png", lambda: solid_png(10_001, 5_000), "megapixels"),
+    "GIF header bomb": ("bomb.gif", gif_bomb, "megapixels|too large"),
+    "16-bit PNG": ("deep.png", sixteen_bit_png, None),
+    "animated GIF": ("anim.gif", animated_gif, None),
+    "truncated JPEG": ("cut.jpg", lambda: encoded(noise_image((64, 64)), "JPEG")[:400], "damaged or truncated"),
+    "JPEG header only": ("head.jpg", lambda: encoded(noise_image((64, 64)), "JPEG")[:20], "damaged|not an image"),
+    "PNG with corrupted data": ("bad.png", lambda: corrupt_middle(png(noise_image((64, 64)))), "damaged"),
+    "HTML named .jpg": ("page.jpg", lambda: b"<html><script>alert(1)</script></html>", "not an image"),
+    "SVG": ("logo.svg", lambda: b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>', "not an image"),
+    "random bytes named .webp": ("x.webp", lambda: np.random.default_rng(1).bytes(5000), "not an image"),
+    "1x1 pixel": ("dot.png", lambda: png(Image.new("RGB", (1, 1), (9, 99, 199))), None),
+    "1x5000 strip": ("strip.png", lambda: png(Image.new("RGB", (1, 5000), (120, 60, 30))), None),
+    "WebP": ("photo.webp", lambda: encoded(noise_image((40, 40)), "WEBP"), None),
+    "TIFF 32-bit float": ("f.tiff", lambda: encoded(Image.fromarray(np.random.default_rng(2).random((20, 20))
+                                                                     .astype(np.float32), "F"), "TIFF"), None),
+    "BMP": ("photo.bmp", lambda: encoded(noise_image((30, 30)), "BMP"), None),
+    "ICO": ("icon.ico", lambda: encoded(noise_image((32, 32)), "ICO"), None),
+    "LA (grey + alpha)": ("la.png", lambda: png(Image.new("LA", (20, 20), (100, 50))), None),
+    "palette with transparency": ("pt.png", lambda: png(Image.new("RGBA", (20, 20), (10, 200, 10, 0)).convert("P"),
+                                                        transparency=0), None),
+}
+
+
+@pytest.mark.parametrize("case", list(IMAGE_CASES))
+def test_hostile_image(app_client, tmp_path, case):
+    name, make, error = IMAGE_CASES[case]
+    path = tmp_path / name
+    path.write_bytes(make())
+    expect(app_client, lambda: classify_image(app_client, path), error, CIFAR10)
+    still_serving(app_client)
+
+
+def test_animated_gif_is_classified_by_its_first_frame(app_client, tmp_path):
+    gif = tmp_path / "anim.gif"
+    gif.write_bytes(animated_gif())
+    first = tmp_path / "first.png"
+    first.write_bytes(png(Image.open(gif).convert("RGB")))
+    assert scores(classify_image(app_client, gif)) == pytest.approx(scores(classify_image(app_client, first)), abs=1e-6)
+
+
+@pytest.mark.parametrize("orientation", [2, 3, 6, 8])
+def test_exif_rotated_photo_is_rotated_before_classification(app_client, tmp_path, orientation):
+    from PIL import ImageOps
+
+    raw = noise_image((48, 24), seed=orientation)
+    exif = Image.Exif()
+    exif[0x0112] = orientation                      # Orientation
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(encoded(raw, "JPEG", quality=95, exif=exif.tobytes()))
+    decoded = Image.open(photo)
+    decoded.load()
+    upright, unrotated = tmp_path / "upright.png", tmp_path / "unrotated.png"
+    upright.write_bytes(png(ImageOps.exif_transpose(decoded).convert("RGB")))   # the pixels the viewer shows
+    unrotated.write_bytes(png(decoded.convert("RGB")))                         # the pixels as stored
+
+    served = scores(classify_image(app_client, photo))
+    assert served == pytest.approx(scores(classify_image(app_client, upright)), abs=1e-6)
+    assert served != pytest.approx(scores(classify_image(app_client, unrotated)), abs=1e-6)
+
+
+# ------------------------------------------------------------------------------------------- speech tab
+
+def tone(seconds=1.0, rate=16_000, channels=1, amp=0.5) -> np.ndarray:
+    x = (amp * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
+    return np.repeat(x[:, None], channels, axis=1) if channels > 1 else x
+
+
+def sound(x, rate=16_000, fmt="WAV", subtype=None) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def wav_claiming_gigabytes() -> bytes:
+    # A WAV whose RIFF and data sizes say 4 GB while 100 ms of samples follow.
+    data = bytearray(sound(tone(0.1), subtype="PCM_16"))
+    data[4:8] = struct.pack("<I", 0xFFFFFFFF)
+    i = data.index(b"data")
+    data[i + 4:i + 8] = struct.pack("<I", 0xFFFFFFF0)
+    return bytes(data)
+
+
+SPEECH_CASES = {
+    "header claims 4 GB of data": ("big.wav", wav_claiming_gigabytes, None),
+    "2 kHz (below the lowest rate)": ("low.wav", lambda: sound(tone(rate=2_000), 2_000), "sample rate"),
+    "384 kHz": ("high.wav", lambda: sound(tone(0.5, rate=384_000), 384_000, subtype="PCM_16"), None),
+    "65 channels": ("many.wav", lambda: sound(tone(0.2, channels=65), subtype="PCM_16"), "channels"),
+    "float samples of 1e30": ("loud.wav", lambda: sound(tone() * np.float32(1e30), subtype="FLOAT"), None),
+    "full-scale DC": ("dc.wav", lambda: sound(np.ones(16_000, np.float32) * 0.999, subtype="PCM_16"), None),
+    "u-law": ("ulaw.wav", lambda: sound(tone(), subtype="ULAW"), None),
+    "A-law": ("alaw.wav", lambda: sound(tone(), subtype="ALAW"), None),
+    "AIFF": ("clip.aiff", lambda: sound(tone(), fmt="AIFF", subtype="PCM_16"), None),
+    "24-bit FLAC at 48 kHz stereo": ("hi.flac", lambda: sound(tone(rate=48_000, channels=2), 48_000, "FLAC",
+                                                               "PCM_24"), None),
+    "text named .mp3": ("clip.mp3", lambda: b"ID3 this is not an mp3 at all\n" * 30, "not audio|damaged"),
+    "random bytes named .ogg": ("clip.ogg", lambda: np.random.default_rng(3).bytes(20_000), "not audio|damaged"),
+    "truncated FLAC": ("cut.flac", lambda: sound(tone(), fmt="FLAC")[:300], "not audio|damaged|samples|empty"),
+}
+
+
+@pytest.mark.parametrize("case", list(SPEECH_CASES))
+def test_hostile_audio(app_client, tmp_path, case):
+    name, make, error = SPEECH_CASES[case]
+    path = tmp_path / name
+    path.write_bytes(make())
+    expect(app_client, lambda: recognize(app_client, path), error, KEYWORDS)
+    still_serving(app_client)
+
+
+# --------------------------------------------------------------------------------------------- text tab
+
+TEXT_CASES = {
+    "newlines only": ("\n\r\n\n", "only spaces"),
+    "zero-width characters only": ("\u200b\u200c\u200d\ufeff", "only spaces"),
+    "combining marks (zalgo)": ("i\u0336\u0337 f\u0338e\u0334e\u0335l\u0321 h\u0322a\u0327p\u0328p\u031by" * 20, None),
+    "emoji ZWJ sequences": ("👨‍👩‍👧‍👦 🏳️‍🌈 👍🏽" * 50, None),
+    "non-characters": ("\uffff\ufffe\U0010ffff", None),
+    "HTML and script": ("<script>alert('x')</script><img src=x onerror=alert(1)> i feel happy", None),
+    "100,000 letters, no spaces": ("x" * 100_000, None),
+    "1,000,000 characters": ("i am furious " * 76_924, None),
+    "format string and SQL": ("%s%n%x {0} {__class__} '; DROP TABLE users; --", None),
+}
+
+
+@pytest.mark.parametrize("case", list(TEXT_CASES))
+def test_hostile_text(app_client, case):
+    text, error = TEXT_CASES[case]
+    start = time.perf_counter()
+    expect(app_client, lambda: classify_text(app_client, text), error, EMOTIONS)
+    assert time.perf_counter() - start < 20
+    if error is None:   # the explanation step takes the same input
+        pieces, _ = app_client.predict(text, api_name="/explain_text")
+        assert isinstance(pieces, list)
+    still_serving(app_client)
+
+
+def call_raw(base_url: str, api_name: str, data: list) -> str:
+    """POST to the queue API as raw JSON (what a non-Python client may send); returns the event stream."""
+    url = f"{base_url}gradio_api/call/{api_name}"
+    req = urllib.request.Request(url, data=json.dumps({"data": data}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        event = json.load(r)["event_id"]
+    with urllib.request.urlopen(f"{url}/{event}", timeout=60) as r:
+        return r.read().decode()
+
+
+@pytest.mark.parametrize("value", [12345, ["a", "list"], {"a": "dict"}, None, True])
+def test_text_that_is_not_a_string(app_server, app_client, value):
+    stream = call_raw(app_server, "classify_text", [value, None])
+    assert "event: complete" in stream or "event: error" in stream, stream[:300]
+    if "event: error" in stream:
+        assert "Traceback" not in stream
+    still_serving(app_client)
+
+
+def test_lone_surrogates_in_the_explanation(app_server, app_client):
+    stream = call_raw(app_server, "explain_text", ["i feel \ud800 happy \udfff", None])
+    assert "event: complete" in stream, stream[:300]
+    still_serving(app_client)
+
+
+@pytest.mark.parametrize("api_name,payload", [
+    ("classify_image", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}),
+    ("classify_image", {"path": str(REPO / "demo" / "examples" / "image" / "cat.png"), "meta": {"_type": "gradio.FileData"}}),
+    ("classify_image", {"path": "../../../../etc/passwd", "meta": {"_type": "gradio.FileData"}}),
+    ("recognize_speech", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}),
+    ("classify_image", {"url": "data:image/png;base64,!!!not base64!!!", "meta": {"_type": "gradio.FileData"}}),
+])
+def test_a_server_path_as_input_is_not_read(app_server, app_client, api_name, payload):
+    """A client that names a file on the server instead of uploading one gets an error, never its contents."""
+    stream = call_raw(app_server, api_name, [payload, None])
+    assert "event: error" in stream, stream[:300]
+    assert "root:" not in stream and "Traceback" not in stream
+    still_serving(app_client)
+
+
+# ------------------------------------------------------------------------------------------------ memory
+
+def test_memory_stays_bounded_under_the_heavy_cases(app_server, app_client, tmp_path):
+    """The heaviest inputs, three rounds: the server's RSS grows by less than 500 MB."""
+    files = {}
+    for name, make in {"big.png": lambda: solid_png(10_000, 5_000), "bomb.png": lambda: solid_png(20_000, 10_000),
+                       "bomb.gif": gif_bomb}.items():
+        files[name] = tmp_path / name
+        files[name].write_bytes(make())
+    long_audio = tmp_path / "long.wav"
+    long_audio.write_bytes(sound(np.random.default_rng(0).normal(0, 0.05, 600 * 8_000).astype(np.float32), 8_000,
+                                 subtype="PCM_16"))
+    many = tmp_path / "many.wav"
+    many.write_bytes(sound(tone(20, rate=96_000, channels=6), 96_000, subtype="PCM_16"))
+
+    def battery():
+        for path in files.values():
+            try:
+                classify_image(app_client, path)
+            except Exception:
+                pass
+        recognize(app_client, long_audio)
+        recognize(app_client, many)
+        classify_text(app_client, "i am furious " * 76_924)
+        still_serving(app_client)
+
+    before = rss_mb(app_server.pid)
+    battery()
+    warm = rss_mb(app_server.pid)
+    battery()
+    battery()
+    after = rss_mb(app_server.pid)
+    # Not "no growth at all": each of the two worker threads keeps its own malloc arena, sized by the
+    # largest decode it has done (a 50-megapixel image is 150 MB of pixels). Measured on a fresh server,
+    # seven rounds: 693 MB at start, 951 after one round, 1032 after the second and every later one.
+    assert after - before < 500, f"RSS {before:.0f} -> {warm:.0f} -> {after:.0f} MB"
