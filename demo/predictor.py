@@ -6,6 +6,7 @@ same function training used, with the settings stored in the checkpoint.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -110,5 +111,6 @@ def discover(root: str | Path, task: str, device: torch.device | str = "cpu") ->
                                            f"in the {task} folder.")
             found.predictors[folder.name] = predictor
         except Exception as e:   # one broken folder must not take the app down
-            found.errors[folder.name] = str(e)
+            # Paths relative to the checkpoint root: the reason is shown to users, the server's layout is not.
+            found.errors[folder.name] = str(e).replace(f"{base.parent}{os.sep}", "")
     return found

@@ -259,3 +259,15 @@ def test_a_failed_save_keeps_the_previous_checkpoint_loadable(copy_of, monkeypat
         save(copy_of, task.build_model(config, len(LABELS)), config)
     assert (copy_of / "model.safetensors").read_bytes() == before
     load_model(copy_of, "cpu")
+
+
+def test_stale_temporaries_of_a_killed_save_are_removed(tmp_path):
+    from training.checkpoint import remove_stale_temporaries
+
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    (tmp_path / ".model.safetensors.abc123.tmp").write_bytes(b"half")
+    (tmp_path / ".resume.pt.def456.tmp").write_bytes(b"half")
+    removed = remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == [".model.safetensors.abc123.tmp", ".resume.pt.def456.tmp"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+    assert remove_stale_temporaries(tmp_path / "missing") == []

@@ -39,6 +39,7 @@ def test_discover_reports_each_broken_folder_by_file(served_checkpoints, task):
         assert name not in found.predictors
         message = found.errors[name]
         assert f"/{name}/" in message and file in message, message
+        assert str(served_checkpoints) not in message    # users see the checkpoint, not the server's layout
     shipped = {p.name for p in (REPO / "checkpoints" / task).iterdir() if (p / "config.json").is_file()}
     assert shipped <= set(found.predictors)
     assert not (served_checkpoints / PICKLE_MARKER).exists()

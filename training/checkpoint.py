@@ -130,6 +130,15 @@ def load_model(folder: str | os.PathLike, device: torch.device | str = "cpu"):
     return model, config, task_config
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed save left behind (the files they were replacing are intact)."""
+    folder = Path(folder)
+    stale = list(folder.glob(".*.tmp")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def save_resume(folder: str | os.PathLike, state: dict) -> None:
     atomic_write(Path(folder) / RESUME_NAME, lambda tmp: torch.save(state, tmp))
 

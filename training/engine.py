@@ -228,6 +228,8 @@ def run(args, task) -> dict:
                          max_eval_samples=args.max_eval_samples, input_flag=task.INPUT_FLAG,
                          adapt=getattr(task, "adapt_dataset", None), args=args)
     labels = splits.labels
+    if main:
+        ckpt.remove_stale_temporaries(out)   # from a save that was killed half-way
     resume = ckpt.load_resume(out) if args.resume else None
     if resume is not None:
         config = task.config_from_dict(resume["task_config"])
