@@ -62,6 +62,9 @@ class Predictor:
                  f"- Validation accuracy **{acc}**, macro-F1 {f1} (epoch {m.get('epoch', '?')})",
                  "- Labels: " + ", ".join(f"`{label}`" for label in self.labels),
                  f"- Running on: `{self.device}`"]
+        if c.get("unsure_threshold"):
+            lines.append(f"- Says it is unsure when its top confidence is below {c['unsure_threshold']:.0%} "
+                         "(chosen on validation data: that low, it was no better than a coin toss)")
         return "\n".join(lines)
 
 

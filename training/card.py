@@ -68,6 +68,19 @@ def front_matter(config: dict, name: str, dataset_id: str | None) -> str:
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
 
+def percent(value: float | None) -> str:
+    return "none" if value is None else f"{value:.0%}"
+
+
+def unsure_lines(metrics: dict) -> list[str]:
+    u = metrics.get("unsure")
+    if not u or not u.get("threshold"):
+        return []
+    return [f"Below a top confidence of {u['threshold']:.0%} ({u['fraction_below']:.0%} of validation predictions, "
+            f"{percent(u['accuracy_below'])} of them right) the demo says the model is unsure; above it, "
+            f"{percent(u['accuracy_above'])} are right.", ""]
+
+
 def model_card(config: dict, name: str, dataset_id: str | None = None) -> str:
     m, d = config.get("metrics", {}), config.get("dataset", {})
     dataset_id = hub_dataset_id(config, dataset_id)
@@ -84,6 +97,7 @@ def model_card(config: dict, name: str, dataset_id: str | None = None) -> str:
              "## Validation results", "",
              f"Accuracy **{m.get('accuracy', 0):.4f}**, macro-F1 **{m.get('macro_f1', 0):.4f}** "
              f"(best epoch {m.get('epoch', '?')}, {m.get('num_examples', '?')} examples).", "",
+             *unsure_lines(m),
              "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for label, s in m.get("per_label", {}).items():
         lines.append(f"| {label} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |")

@@ -88,6 +88,14 @@ def add_card_arguments(p: argparse.ArgumentParser) -> None:
                    help="the dataset's Hub id for the card, when the model was trained on a local copy")
 
 
+def add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    p.add_argument("--dataset", default=None,
+                   help="the dataset it was trained on (default: the path recorded in config.json)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+
+
 def add_push_arguments(p: argparse.ArgumentParser) -> None:
     add_card_arguments(p)
     p.add_argument("--repo-id", required=True, help="model repository on the Hub, e.g. you/cifar10-resnet20")
@@ -105,6 +113,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         task.add_arguments(p)
         add_common_arguments(p, name, task.DEFAULTS)
     add_evaluate_arguments(sub.add_parser("evaluate", help="score a checkpoint on a dataset split; prints JSON"))
+    add_calibrate_arguments(sub.add_parser(
+        "calibrate", help="choose the confidence below which the demo calls the model unsure (training does this)"))
     add_card_arguments(sub.add_parser("card", help="write the checkpoint's model card (README.md)"))
     add_push_arguments(sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub"))
     return parser
@@ -120,6 +130,11 @@ def main(argv: list[str] | None = None) -> dict:
         if args.command == "evaluate":
             from training.evaluate import run_evaluate
             report = run_evaluate(args)
+            print(json.dumps(report, indent=2))
+            return report
+        if args.command == "calibrate":
+            from training.evaluate import run_calibrate
+            report = run_calibrate(args)
             print(json.dumps(report, indent=2))
             return report
         if args.command == "card":

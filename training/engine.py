@@ -29,7 +29,7 @@ from training import checkpoint as ckpt
 from training.cache import encode_split
 from training.data import load_splits
 from training.device import describe, pick_device
-from training.metrics import confusion_matrix, from_confusion
+from training.metrics import confusion_matrix, from_confusion, unsure_threshold
 from training.reports import write_reports
 
 
@@ -156,27 +156,53 @@ def train_one_epoch(model, task, config, data, lengths, labels, optimizer, sched
             "samples_per_s": float(totals[1]) / (time.perf_counter() - start)}
 
 
-@torch.inference_mode()
-def evaluate(model, task, config, data, lengths, labels, num_labels: int, *, batch_size: int, device,
-             rank: int = 0, world: int = 1) -> tuple[torch.Tensor, float]:
-    """(confusion matrix, mean loss) over every row, sharded across ranks and summed."""
+def eval_logits(model, task, config, data, lengths, labels, *, batch_size: int, device, rank: int = 0,
+                world: int = 1):
+    """Yield (logits, targets) batch by batch over this rank's share of the rows, in eval mode."""
     model.eval()
     order = torch.arange(len(labels))[rank::world]
-    cm = torch.zeros(num_labels, num_labels, dtype=torch.long, device=device)
-    loss_sum = torch.zeros((), device=device)
     use_amp = device.type == "cuda"
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         x = data[idx].to(device, non_blocking=True) if data.device != device else data[idx.to(device)]
         inputs = task.make_batch(config, x, lengths[idx].to(device), train=False)
-        y = labels[idx].to(device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits = model(*inputs).float()
+        yield logits, labels[idx].to(device)
+
+
+@torch.inference_mode()
+def evaluate(model, task, config, data, lengths, labels, num_labels: int, *, batch_size: int, device,
+             rank: int = 0, world: int = 1) -> tuple[torch.Tensor, float]:
+    """(confusion matrix, mean loss) over every row, sharded across ranks and summed."""
+    cm = torch.zeros(num_labels, num_labels, dtype=torch.long, device=device)
+    loss_sum = torch.zeros((), device=device)
+    for logits, y in eval_logits(model, task, config, data, lengths, labels, batch_size=batch_size, device=device,
+                                 rank=rank, world=world):
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         cm += confusion_matrix(logits.argmax(1), y, num_labels)
     all_reduce_sum(cm)
     all_reduce_sum(loss_sum)
     return cm.cpu(), float(loss_sum) / max(1, int(cm.sum()))
+
+
+@torch.inference_mode()
+def calibrate(model, task, config, data, lengths, labels, *, batch_size: int, device) -> dict:
+    """The "unsure" threshold of `model` on these (validation) rows: see metrics.unsure_threshold."""
+    confidence, correct = [], []
+    for logits, y in eval_logits(model, task, config, data, lengths, labels, batch_size=batch_size, device=device):
+        top, pred = torch.softmax(logits, 1).max(1)
+        confidence.append(top.cpu())
+        correct.append((pred == y).cpu())
+    return unsure_threshold(torch.cat(confidence), torch.cat(correct))
+
+
+def record_unsure_threshold(folder, stats: dict) -> None:
+    """Store the threshold in config.json, where the demo reads it."""
+    config = ckpt.read_config(folder)
+    config["unsure_threshold"] = stats["threshold"]
+    config.setdefault("metrics", {})["unsure"] = stats
+    ckpt.write_json(Path(folder) / ckpt.CONFIG_NAME, config)
 
 
 # ------------------------------------------------------------------------------------------------- run
@@ -315,6 +341,10 @@ def run(args, task) -> dict:
     summary = {"best": result, "history": history, "seconds_to_first_step": round(first_step_s, 2),
                "total_seconds": round(time.perf_counter() - t0, 2), "hardware": hardware(device, world)}
     if main:
+        model.load_state_dict(ckpt.read_weights(out))    # the best epoch's weights, as shipped
+        summary["best"]["unsure"] = calibrate(model, task, config, val_x, val_len, splits.val_labels,
+                                              batch_size=args.eval_batch_size or 2 * args.batch_size, device=device)
+        record_unsure_threshold(out, summary["best"]["unsure"])
         write_reports(out, summary, torch.tensor(best["confusion"]), labels, history)
         from training.card import write_model_card
         write_model_card(out)   # README.md: the folder is a Hub model repository as it stands

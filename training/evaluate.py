@@ -29,3 +29,40 @@ def run_evaluate(args) -> dict:
     if args.report_dir:
         write_reports(args.report_dir, report, cm, labels)
     return report
+
+
+def run_calibrate(args) -> dict:
+    """Choose a checkpoint's "unsure" threshold on the validation rows its training run used.
+
+    The validation split is rebuilt from the arguments recorded in config.json (the dataset's validation
+    split, or the same carved fraction with the same seed and grouping), so no training row is used.
+    """
+    from training.data import load_splits
+    from training.engine import calibrate, record_unsure_threshold
+
+    device = pick_device(args.device)
+    model, config, task_config = ckpt.load_model(args.checkpoint, device)
+    task = get_task(config["task"])
+    a = config.get("train_args", {})
+    column = a.get(task.INPUT_FLAG[2:].replace("-", "_"))
+    splits = load_splits(args.dataset or a["dataset"], input_candidates=task.INPUT_COLUMNS, input_column=column,
+                         label_column=a.get("label_column"), name=a.get("dataset_config"), revision=a.get("revision"),
+                         train_split=a.get("train_split", "train"), eval_split=a.get("eval_split"),
+                         val_fraction=a.get("val_fraction", 0.1), group_column=a.get("group_column"),
+                         seed=a.get("seed", 0), max_eval_samples=a.get("max_eval_samples"), input_flag=task.INPUT_FLAG,
+                         adapt=getattr(task, "adapt_dataset", None), args=_Namespace(a))
+    if splits.labels != config["labels"]:
+        raise ckpt.CheckpointError(f"{args.checkpoint}: the dataset's labels {splits.labels} are not the "
+                                   f"checkpoint's {config['labels']}.")
+    data, lengths = encode_split(task, task_config, splits.val, splits.input_column, workers=args.workers,
+                                 desc="decode validation")
+    stats = calibrate(model, task, task_config, data, lengths, splits.val_labels, batch_size=256, device=device)
+    record_unsure_threshold(args.checkpoint, stats)
+    return {"checkpoint": str(args.checkpoint), "num_validation": len(splits.val), **stats}
+
+
+class _Namespace(dict):
+    """The recorded training arguments, readable as attributes (what a task's adapt_dataset expects)."""
+
+    def __getattr__(self, name):
+        return self.get(name)

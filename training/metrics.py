@@ -30,3 +30,27 @@ def from_confusion(cm: torch.Tensor, labels: list[str]) -> dict:
                              "f1": round(float(f1[i]), 4), "support": int(support[i])}
                       for i, name in enumerate(labels)},
     }
+
+
+def unsure_threshold(confidence: torch.Tensor, correct: torch.Tensor, *, window: int = 20) -> dict:
+    """The top-label probability below which the model is no better than a coin toss on validation data.
+
+    Below it the demo says the model is unsure instead of presenting its guess as fact. The validation
+    predictions are sorted by confidence and read in sliding windows of `window` neighbours; the threshold
+    is the confidence just above the most confident window that is right at most half the time, so every
+    window above it is right more often than not. 0.0 (never unsure) when no window is that bad.
+    """
+    n = len(confidence)
+    order = confidence.double().argsort()
+    conf, ok = confidence.double()[order], correct.double()[order]
+    below = 0
+    if n >= window:
+        hits = torch.cat([torch.zeros(1, dtype=torch.double), ok.cumsum(0)])
+        window_accuracy = (hits[window:] - hits[:-window]) / window     # window ending before row k
+        coin_toss = torch.nonzero(window_accuracy <= 0.5).flatten()
+        below = int(coin_toss.max()) + window if len(coin_toss) else 0
+    threshold = 0.0 if below == 0 else (float(conf[below]) if below < n else 1.0)
+    return {"threshold": round(threshold, 4), "fraction_below": round(below / max(1, n), 4),
+            "accuracy_below": round(float(ok[:below].mean()), 4) if below else None,
+            "accuracy_above": round(float(ok[below:].mean()), 4) if below < n else None,
+            "rule": f"above the most confident run of {window} validation predictions right <= 50% of the time"}

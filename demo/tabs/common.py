@@ -64,3 +64,28 @@ def report_panel(models: ModelSet, picker: gr.Dropdown) -> gr.Gallery:
                              show_label=False, allow_preview=True)
     picker.change(lambda name: report_figures(models, name), picker, figures, api_visibility="private")
     return figures
+
+
+def unsure_title(predictor, probs: dict[str, float]) -> str | None:
+    """The label panel's title when the top confidence is below the checkpoint's validation-chosen threshold."""
+    threshold = float(predictor.config.get("unsure_threshold") or 0.0)
+    top = max(probs.values(), default=0.0)
+    if top >= threshold:
+        return None
+    return (f"The model is unsure: its top confidence, {top:.0%}, is below {threshold:.0%}; that low, its "
+            "validation predictions were no better than a coin toss. Treat the labels below as guesses.")
+
+
+def flag_unsure(event, models: ModelSet, label: gr.Label, picker: gr.Dropdown) -> None:
+    """After a prediction, retitle the label panel when the model is unsure (a UI-only step: API clients
+    get the probabilities unchanged and can compare them with `unsure_threshold` in config.json)."""
+    def retitle(label_data, model_name=None):
+        try:
+            predictor = models.get(model_name)
+        except LookupError:
+            return gr.update()
+        confidences = (label_data or {}).get("confidences") or []
+        probs = {c["label"]: c["confidence"] for c in confidences}
+        return gr.update(label=unsure_title(predictor, probs) or "Prediction")
+
+    event.success(retitle, [label, picker], label, api_visibility="private")

@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from demo.predictor import ModelSet
-from demo.tabs.common import info_markdown, model_picker, predictor_or_error, report_panel
+from demo.tabs.common import flag_unsure, info_markdown, model_picker, predictor_or_error, report_panel
 from training.tasks import image as image_task
 from training.tasks.image import ImageInputError
 
@@ -91,8 +91,9 @@ def build(models: ModelSet) -> None:
 
     # The heatmap is a second step after a successful prediction, so /classify_image answers with the
     # labels alone and as fast as it can.
-    gr.on([button.click, image.upload], classify_image, [image, picker], label, api_name="classify_image") \
-        .success(explain_image, [image, picker], heatmap, api_name="explain_image")
+    classified = gr.on([button.click, image.upload], classify_image, [image, picker], label, api_name="classify_image")
+    classified.success(explain_image, [image, picker], heatmap, api_name="explain_image")
+    flag_unsure(classified, models, label, picker)
 
     def image_model_info(model_name=None):
         """The model panel's text: dataset, validation scores, labels, device, and unavailable checkpoints."""

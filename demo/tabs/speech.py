@@ -12,7 +12,7 @@ import gradio as gr
 import numpy as np
 
 from demo.predictor import ModelSet
-from demo.tabs.common import info_markdown, model_picker, predictor_or_error, report_panel
+from demo.tabs.common import flag_unsure, info_markdown, model_picker, predictor_or_error, report_panel
 from training.tasks.speech import AudioInputError, Heard, listen
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "speech"
@@ -50,11 +50,12 @@ def build(models: ModelSet) -> None:
         return heard_figure(listen_or_error(predictor_or_error(models, model_name), audio_file))
 
     inputs = [audio, picker]
-    button.click(recognize_speech, inputs, [label, notes], api_name="recognize_speech").success(
-        draw_heard, inputs, plot, api_visibility="private")
+    recognized = [button.click(recognize_speech, inputs, [label, notes], api_name="recognize_speech")]
     for trigger in (audio.stop_recording, audio.upload):
-        trigger(recognize_speech, inputs, [label, notes], api_visibility="private").success(
-            draw_heard, inputs, plot, api_visibility="private")
+        recognized.append(trigger(recognize_speech, inputs, [label, notes], api_visibility="private"))
+    for event in recognized:
+        event.success(draw_heard, inputs, plot, api_visibility="private")
+        flag_unsure(event, models, label, picker)
 
     def speech_model_info(model_name=None):
         """The model panel's text: dataset, validation scores, labels, device, what the model listens to."""

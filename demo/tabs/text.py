@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from demo.predictor import ModelSet
-from demo.tabs.common import info_markdown, model_picker, predictor_or_error, report_panel
+from demo.tabs.common import flag_unsure, info_markdown, model_picker, predictor_or_error, report_panel
 from training.tasks import text as text_task
 from training.tasks.text import TextInputError
 
@@ -59,7 +59,7 @@ def build(models: ModelSet) -> None:
             info = gr.Markdown(info_markdown(models, picker.value))
             report_panel(models, picker)
 
-    def classify_text(text: str, model_name: str | None = None) -> dict[str, float]:
+    def classify_text(text: str, model_name: str | None = None):
         """Top labels with probabilities for one text; text past the model's limit is cut, with a warning."""
         predictor = predictor_or_error(models, model_name)
         try:
@@ -86,8 +86,9 @@ def build(models: ModelSet) -> None:
 
     # One endpoint for the button and Enter. The explanation is a second step, run only after a successful
     # prediction, so /classify_text answers with the labels alone and as fast as it can.
-    gr.on([button.click, text.submit], classify_text, [text, picker], label, api_name="classify_text") \
-        .success(explain_text, [text, picker], [explanation, note], api_name="explain_text")
+    classified = gr.on([button.click, text.submit], classify_text, [text, picker], label, api_name="classify_text")
+    classified.success(explain_text, [text, picker], [explanation, note], api_name="explain_text")
+    flag_unsure(classified, models, label, picker)
 
     def text_model_info(model_name=None):
         """The model panel's text: dataset, validation scores, labels, device, and unavailable checkpoints."""

@@ -1,0 +1,83 @@
+"""The "unsure" threshold: chosen on validation predictions, stored in config.json, shown by the demo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import REPO, make_image_parquet
+from training.metrics import unsure_threshold
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+FAST = ["--image-size", "16", "--batch-size", "8", "--workers", "0", "--quiet", "--width", "8", "--epochs", "1"]
+
+
+def test_threshold_sits_above_the_coin_toss_region():
+    # 40 low-confidence predictions right 25% of the time, 60 confident ones right 90% of the time.
+    confidence = torch.cat([torch.linspace(0.2, 0.4, 40), torch.linspace(0.6, 0.99, 60)])
+    correct = torch.cat([torch.arange(40) % 4 == 0, torch.arange(60) % 10 != 0])
+    stats = unsure_threshold(confidence, correct)
+    assert 0.4 < stats["threshold"] < 0.7          # at the edge of the coin-toss region, not deep past it
+    assert stats["accuracy_below"] <= 0.5 < 0.85 < stats["accuracy_above"]
+    assert 0.4 <= stats["fraction_below"] < 0.6
+
+
+def test_never_unsure_when_low_confidence_is_still_mostly_right():
+    confidence = torch.linspace(0.3, 0.99, 100)
+    stats = unsure_threshold(confidence, torch.arange(100) % 3 != 0)   # right 2 times in 3 everywhere
+    assert stats["threshold"] == 0.0 and stats["fraction_below"] == 0.0
+
+
+def test_always_unsure_when_always_wrong():
+    stats = unsure_threshold(torch.linspace(0.3, 0.99, 50), torch.zeros(50, dtype=torch.bool))
+    assert stats["threshold"] == 1.0 and stats["accuracy_above"] is None
+
+
+def test_training_records_it_and_calibrate_reproduces_it(tmp_path):
+    from training.cli import main
+
+    data = make_image_parquet(tmp_path / "colours", train_per_label=12, val_per_label=10)
+    out = tmp_path / "run"
+    summary = main(["image", "--dataset", str(data), "--output", str(out), *FAST])
+    config = json.loads((out / "config.json").read_text())
+    assert config["unsure_threshold"] == summary["best"]["unsure"]["threshold"]
+    assert 0.0 <= config["unsure_threshold"] <= 1.0
+    report = main(["calibrate", "--checkpoint", str(out), "--workers", "0"])
+    assert report["threshold"] == config["unsure_threshold"] and report["num_validation"] == 30
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent for p in (REPO / "checkpoints").glob("*/*/config.json")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_checkpoints_carry_a_threshold(folder):
+    config = json.loads((folder / "config.json").read_text())
+    assert 0.0 <= config["unsure_threshold"] <= 1.0
+    assert config["metrics"]["unsure"]["threshold"] == config["unsure_threshold"]
+
+
+def test_label_panel_title_says_unsure_below_the_threshold():
+    from demo.predictor import Predictor
+    from demo.tabs.common import unsure_title
+
+    predictor = Predictor.load(REPO / "checkpoints" / "image" / "cifar10")
+    assert predictor.config["unsure_threshold"] > 0
+    flat = {label: 1 / len(predictor.labels) for label in predictor.labels}
+    assert "unsure" in unsure_title(predictor, flat)
+    assert unsure_title(predictor, {**flat, "cat": 0.99}) is None
+
+
+def test_browser_shows_unsure_for_an_ambiguous_image(page, tmp_path):
+    from PIL import Image
+
+    # A flat grey square: nothing of any label in it, so the shipped model's top confidence is low.
+    path = tmp_path / "grey.png"
+    Image.new("RGB", (32, 32), (128, 128, 128)).save(path)
+    from demo.predictor import Predictor
+    predictor = Predictor.load(REPO / "checkpoints" / "image" / "cifar10")
+    top = max(predictor.predict(path).values())
+    assert top < predictor.config["unsure_threshold"], f"grey is classified with confidence {top:.2f}"
+    page.get_by_role("tab", name="Image").click()
+    tab = page.locator("#tab-image")
+    tab.locator("input[type=file]").first.set_input_files(str(path))
+    tab.get_by_text("The model is unsure").wait_for()
