@@ -24,6 +24,7 @@ Every task module provides the same names, which the engine, `evaluate` and the 
 from __future__ import annotations
 
 import importlib
+from dataclasses import fields
 from types import ModuleType
 
 TASK_NAMES = ("image", "text", "speech")
@@ -33,3 +34,12 @@ def get_task(name: str) -> ModuleType:
     if name not in TASK_NAMES:
         raise KeyError(name)
     return importlib.import_module(f"training.tasks.{name}")
+
+
+def config_from_fields(cls: type, d: dict, *, exclude: tuple[str, ...] = ()):
+    """`cls(**d)` for a task's config dataclass, refusing keys it does not define (a foreign or newer
+    config.json) with a ValueError that names them. `exclude` lists fields never read from a dict."""
+    unknown = set(d) - ({f.name for f in fields(cls)} - set(exclude))
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)}")
+    return cls(**d)

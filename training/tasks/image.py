@@ -11,12 +11,14 @@ import argparse
 import io
 import os
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from training.tasks import config_from_fields
 
 NAME = "image"
 INPUT_COLUMNS = ("img", "image")
@@ -82,11 +84,7 @@ def config_from_args(args: argparse.Namespace) -> ImageConfig:
 
 
 def config_from_dict(d: dict) -> ImageConfig:
-    known = {f.name for f in fields(ImageConfig)}
-    unknown = set(d) - known
-    if unknown:
-        raise ValueError(f"unknown keys {sorted(unknown)}")
-    config = ImageConfig(**d)
+    config = config_from_fields(ImageConfig, d)
     config.mean, config.std = tuple(config.mean), tuple(config.std)
     if config.architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {config.architecture!r}")

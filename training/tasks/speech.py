@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from training.tasks import config_from_fields
+
 NAME = "speech"
 INPUT_COLUMNS = ("audio", "file", "path")
 INPUT_FLAG = "--audio-column"
@@ -138,11 +140,7 @@ def config_from_args(args: argparse.Namespace) -> SpeechConfig:
 
 
 def config_from_dict(d: dict) -> SpeechConfig:
-    known = {f.name for f in fields(SpeechConfig)} - {"noise"}
-    unknown = set(d) - known
-    if unknown:
-        raise ValueError(f"unknown keys {sorted(unknown)}")
-    config = SpeechConfig(**d)
+    config = config_from_fields(SpeechConfig, d, exclude=("noise",))
     config.snr_db = tuple(config.snr_db)
     if config.cell not in CELLS:
         raise ValueError(f"unknown cell {config.cell!r}")

@@ -16,13 +16,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from training.tasks import config_from_fields
 
 NAME = "text"
 INPUT_COLUMNS = ("text", "sentence", "content")
@@ -112,11 +114,7 @@ def check_config(config: TextConfig, *, flags: bool = False) -> None:
 
 
 def config_from_dict(d: dict) -> TextConfig:
-    known = {f.name for f in fields(TextConfig)}
-    unknown = set(d) - known
-    if unknown:
-        raise ValueError(f"unknown keys {sorted(unknown)}")
-    config = TextConfig(**d)
+    config = config_from_fields(TextConfig, d)
     if config.architecture != "rnn":
         raise ValueError(f"unknown architecture {config.architecture!r}")
     check_config(config)
