@@ -111,6 +111,12 @@ def shard(indices: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     return padded[rank::world]
 
 
+def steps_per_epoch(rows: int, batch_size: int) -> int:
+    """Full batches in an epoch of `rows`: the ragged last batch is dropped (BatchNorm needs more than one
+    row); a split smaller than one batch is a single batch."""
+    return rows // batch_size if rows > batch_size else 1
+
+
 def train_one_epoch(model, task, config, data, lengths, labels, optimizer, scheduler, *, args, epoch: int,
                     device, rank: int, world: int, loss_weight=None, show_progress=True) -> dict:
     from tqdm.auto import tqdm
@@ -119,7 +125,7 @@ def train_one_epoch(model, task, config, data, lengths, labels, optimizer, sched
     g = epoch_generator(args.seed, epoch)
     order = shard(torch.randperm(len(labels), generator=g), rank, world)
     bs = args.batch_size
-    steps = len(order) // bs if len(order) > bs else 1    # drop the ragged last batch (BatchNorm needs > 1)
+    steps = steps_per_epoch(len(order), bs)
     use_amp = device.type == "cuda"
     total_loss = torch.zeros((), device=device)
     seen, start = 0, time.perf_counter()
@@ -238,6 +244,18 @@ def json_args(args) -> dict:
             for k, v in vars(args).items() if not k.startswith("_") and k != "func"}
 
 
+def load_task_splits(task, args, dataset: str | None = None):
+    """The training and validation rows that the training arguments `args` select (any object with the
+    CLI's attribute names, e.g. the `train_args` a checkpoint recorded); `dataset` overrides args.dataset."""
+    return load_splits(dataset or args.dataset, input_candidates=task.INPUT_COLUMNS,
+                       input_column=getattr(args, task.INPUT_FLAG[2:].replace("-", "_")),
+                       label_column=args.label_column, name=args.dataset_config, revision=args.revision,
+                       train_split=args.train_split, eval_split=args.eval_split, val_fraction=args.val_fraction,
+                       group_column=args.group_column, seed=args.seed, max_train_samples=args.max_train_samples,
+                       max_eval_samples=args.max_eval_samples, input_flag=task.INPUT_FLAG,
+                       adapt=getattr(task, "adapt_dataset", None), args=args)
+
+
 def run(args, task) -> dict:
     """Train `task` as `args` say; returns the final metrics (the best epoch's)."""
     t0 = time.perf_counter()
@@ -247,12 +265,7 @@ def run(args, task) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = task.config_from_args(args)
-    splits = load_splits(args.dataset, input_candidates=task.INPUT_COLUMNS, input_column=getattr(args, task.INPUT_FLAG[2:].replace("-", "_")),
-                         label_column=args.label_column, name=args.dataset_config, revision=args.revision,
-                         train_split=args.train_split, eval_split=args.eval_split, val_fraction=args.val_fraction,
-                         group_column=args.group_column, seed=args.seed, max_train_samples=args.max_train_samples,
-                         max_eval_samples=args.max_eval_samples, input_flag=task.INPUT_FLAG,
-                         adapt=getattr(task, "adapt_dataset", None), args=args)
+    splits = load_task_splits(task, args)
     labels = splits.labels
     if main:
         ckpt.remove_stale_temporaries(out)   # from a save that was killed half-way
@@ -287,9 +300,8 @@ def run(args, task) -> dict:
         model = model.to(memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = make_optimizer(model, args)
-    per_rank = math.ceil(len(splits.train_labels) / world)
-    steps_per_epoch = per_rank // args.batch_size if per_rank > args.batch_size else 1
-    scheduler = make_schedule(optimizer, steps_per_epoch * args.epochs, args.warmup_fraction)
+    steps = steps_per_epoch(math.ceil(len(splits.train_labels) / world), args.batch_size)   # as shard() pads
+    scheduler = make_schedule(optimizer, steps * args.epochs, args.warmup_fraction)
     loss_weight = class_weights(splits.train_labels, len(labels)).to(device) if args.class_weights else None
 
     start_epoch, history, best, stale = 0, [], None, 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from training import checkpoint as ckpt
 from training.cache import encode_split
 from training.data import load_eval_split
@@ -37,20 +39,12 @@ def run_calibrate(args) -> dict:
     The validation split is rebuilt from the arguments recorded in config.json (the dataset's validation
     split, or the same carved fraction with the same seed and grouping), so no training row is used.
     """
-    from training.data import load_splits
-    from training.engine import calibrate, record_unsure_threshold
+    from training.engine import calibrate, load_task_splits, record_unsure_threshold
 
     device = pick_device(args.device)
     model, config, task_config = ckpt.load_model(args.checkpoint, device)
     task = get_task(config["task"])
-    a = config.get("train_args", {})
-    column = a.get(task.INPUT_FLAG[2:].replace("-", "_"))
-    splits = load_splits(args.dataset or a["dataset"], input_candidates=task.INPUT_COLUMNS, input_column=column,
-                         label_column=a.get("label_column"), name=a.get("dataset_config"), revision=a.get("revision"),
-                         train_split=a.get("train_split", "train"), eval_split=a.get("eval_split"),
-                         val_fraction=a.get("val_fraction", 0.1), group_column=a.get("group_column"),
-                         seed=a.get("seed", 0), max_eval_samples=a.get("max_eval_samples"), input_flag=task.INPUT_FLAG,
-                         adapt=getattr(task, "adapt_dataset", None), args=_Namespace(a))
+    splits = load_task_splits(task, recorded_args(config), dataset=args.dataset)
     if splits.labels != config["labels"]:
         raise ckpt.CheckpointError(f"{args.checkpoint}: the dataset's labels {splits.labels} are not the "
                                    f"checkpoint's {config['labels']}.")
@@ -61,8 +55,9 @@ def run_calibrate(args) -> dict:
     return {"checkpoint": str(args.checkpoint), "num_validation": len(splits.val), **stats}
 
 
-class _Namespace(dict):
-    """The recorded training arguments, readable as attributes (what a task's adapt_dataset expects)."""
+def recorded_args(config: dict) -> argparse.Namespace:
+    """The training arguments a checkpoint recorded, over the CLI's defaults for any it did not record."""
+    from training.cli import get_args_parser
 
-    def __getattr__(self, name):
-        return self.get(name)
+    defaults = vars(get_args_parser().parse_args([config["task"], "--dataset", "-"]))
+    return argparse.Namespace(**{**defaults, **config.get("train_args", {})})
