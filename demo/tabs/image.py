@@ -83,11 +83,12 @@ def build(models: ModelSet) -> None:
         """Grad-CAM heatmap over what the model saw, for its top label."""
         predictor = predictor_or_error(models, model_name)
         try:
-            (x,) = predictor.inputs(image_file)
+            image = image_task.load_image(image_file)   # decoded once, for the model and for the picture
         except ImageInputError as e:
             raise gr.Error(str(e), print_exception=False) from None
+        (x,) = predictor.inputs(image)
         cam = image_task.grad_cam(predictor.model, x)
-        return image_task.cam_overlay(predictor.task_config, image_file, cam)
+        return image_task.cam_overlay(predictor.task_config, image, cam)
 
     # The heatmap is a second step after a successful prediction, so /classify_image answers with the
     # labels alone and as fast as it can.
