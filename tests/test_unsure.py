@@ -67,6 +67,19 @@ def test_label_panel_title_says_unsure_below_the_threshold():
     assert unsure_title(predictor, {**flat, "cat": 0.99}) is None
 
 
+def test_panel_title_reads_what_gr_label_passes_back():
+    from demo.predictor import discover
+    from demo.tabs.common import label_panel_title
+
+    models = discover(REPO / "checkpoints", "image", "cpu")
+    threshold = models.get("cifar10").config["unsure_threshold"]
+    # gr.Label.preprocess gives the function {label: confidence} for the labels it shows.
+    assert label_panel_title(models, {"ship": threshold + 0.05, "truck": 0.02}, "cifar10") == "Prediction"
+    assert "unsure" in label_panel_title(models, {"ship": threshold - 0.05, "truck": 0.3}, "cifar10")
+    assert label_panel_title(models, None, "cifar10") == "Prediction"
+    assert label_panel_title(models, "ship", "cifar10") == "Prediction"
+
+
 def test_browser_shows_unsure_for_an_ambiguous_image(page, tmp_path):
     from PIL import Image
 
@@ -81,3 +94,9 @@ def test_browser_shows_unsure_for_an_ambiguous_image(page, tmp_path):
     tab = page.locator("#tab-image")
     tab.locator("input[type=file]").first.set_input_files(str(path))
     tab.get_by_text("The model is unsure").wait_for()
+    # A confident prediction clears the warning again.
+    sure = max(sorted((REPO / "demo" / "examples" / "image").glob("*.png")), key=lambda p: max(predictor.predict(p).values()))
+    assert max(predictor.predict(sure).values()) >= predictor.config["unsure_threshold"]
+    tab.locator("input[type=file]").first.set_input_files(str(sure))
+    tab.get_by_text("The model is unsure").wait_for(state="detached")
+    assert tab.get_by_text("Prediction", exact=True).count() >= 1

@@ -76,16 +76,22 @@ def unsure_title(predictor, probs: dict[str, float]) -> str | None:
             "validation predictions were no better than a coin toss. Treat the labels below as guesses.")
 
 
+def label_panel_title(models: ModelSet, probs, model_name: str | None = None) -> str:
+    """The label panel's title for a shown prediction. `probs` is what gr.Label passes back to a function:
+    {label: confidence} for its top labels (None or a bare label when it holds no confidences)."""
+    try:
+        predictor = models.get(model_name)
+    except LookupError:
+        return "Prediction"
+    if not isinstance(probs, dict) or not probs:
+        return "Prediction"
+    return unsure_title(predictor, probs) or "Prediction"
+
+
 def flag_unsure(event, models: ModelSet, label: gr.Label, picker: gr.Dropdown) -> None:
     """After a prediction, retitle the label panel when the model is unsure (a UI-only step: API clients
     get the probabilities unchanged and can compare them with `unsure_threshold` in config.json)."""
-    def retitle(label_data, model_name=None):
-        try:
-            predictor = models.get(model_name)
-        except LookupError:
-            return gr.update()
-        confidences = (label_data or {}).get("confidences") or []
-        probs = {c["label"]: c["confidence"] for c in confidences}
-        return gr.update(label=unsure_title(predictor, probs) or "Prediction")
+    def retitle(probs, model_name=None):
+        return gr.update(label=label_panel_title(models, probs, model_name))
 
     event.success(retitle, [label, picker], label, api_visibility="private")
