@@ -10,12 +10,12 @@ from training.tasks.image import ImageConfig, build_model, cam_overlay, grad_cam
 from conftest import REPO
 
 
-@pytest.mark.parametrize("architecture", ["resnet20", "resnet18", "mobilenet_v3_small"])
+@pytest.mark.parametrize("architecture", ["resnet20", "airbench", "resnet18", "mobilenet_v3_small"])
 def test_heatmap_has_input_size_and_is_not_constant(architecture):
     torch.manual_seed(0)
     config = ImageConfig(architecture=architecture, image_size=32, small_input_stem=architecture == "resnet18")
     model = build_model(config, 10).eval()
-    (x,) = prepare(config, REPO / "demo" / "examples" / "image" / "horse.png")
+    (x,) = prepare(config, REPO / "demo" / "examples" / "image" / "horse-1.png")
     cam = grad_cam(model, x)
     assert cam.shape == (32, 32)
     assert float(cam.min()) >= 0.0 and float(cam.max()) == pytest.approx(1.0)
@@ -27,7 +27,7 @@ def test_shipped_model_heatmap_and_overlay():
     from demo.predictor import Predictor
 
     predictor = Predictor.load(REPO / "checkpoints" / "image" / "cifar10")
-    path = REPO / "demo" / "examples" / "image" / "ship.png"
+    path = REPO / "demo" / "examples" / "image" / "ship-1.png"
     (x,) = predictor.inputs(path)
     top = int(torch.tensor(list(predictor.predict(path).values())).argmax())
     cams = [grad_cam(predictor.model, x, target) for target in range(len(predictor.labels))]

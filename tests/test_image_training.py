@@ -141,8 +141,15 @@ def final_weights(out: Path) -> dict:
     return load_resume(out)["model"]
 
 
-def test_resume_continues_from_the_saved_epoch(parquet_dataset, tmp_path, monkeypatch):
-    args = ("--epochs", "3", "--seed", "5")
+# airbench's recipe adds state beyond the optimizer (Lookahead's slow weights, the data-set whitening) and
+# runs in bf16: a resumed run must still end where the uninterrupted one did.
+AIRBENCH = ("--model", "airbench", "--lookahead", "--norm-lr-scale", "8", "--momentum", "0.85", "--crop-padding", "2",
+            "--precision", "bf16")
+
+
+@pytest.mark.parametrize("recipe", [(), AIRBENCH], ids=["resnet20", "airbench"])
+def test_resume_continues_from_the_saved_epoch(parquet_dataset, tmp_path, monkeypatch, recipe):
+    args = ("--epochs", "3", "--seed", "5", *recipe)
     whole = train(parquet_dataset, tmp_path / "whole", *args)
 
     # The same run, interrupted (Ctrl-C) during the validation of epoch 2.

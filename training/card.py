@@ -35,6 +35,10 @@ def limitations(config: dict) -> list[str]:
         size = pre.get("image_size")
         out.append(f"It sees {size}x{size} pixels: a photo is resized (shorter side) and centre-cropped to that, "
                    "so small or off-centre objects are lost.")
+        views = {1: "the image and its mirror image", 2: "the image, its mirror image and one-pixel shifts of both"}
+        if config.get("model", {}).get("tta") in views:
+            out.append(f"Its prediction is the average over {views[config['model']['tta']]} (test-time views), "
+                       "as in validation; a single view is slightly less accurate.")
     elif task == "text":
         out.append("It reads lowercased words from its own vocabulary; unknown words become one [UNK] token, "
                    "and text past its token limit is cut.")

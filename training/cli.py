@@ -48,6 +48,17 @@ def add_common_arguments(p: argparse.ArgumentParser, task_name: str, defaults: d
     t.add_argument("--lr", type=float, default=defaults["lr"], help="peak learning rate (default: %(default)s)")
     t.add_argument("--weight-decay", type=float, default=defaults["weight_decay"], help="(default: %(default)s)")
     t.add_argument("--optimizer", choices=("sgd", "adamw"), default=defaults["optimizer"], help="(default: %(default)s)")
+    t.add_argument("--momentum", type=float, default=defaults.get("momentum", 0.9),
+                   help="SGD (Nesterov) momentum (default: %(default)s)")
+    t.add_argument("--norm-lr-scale", type=float, default=1.0,
+                   help="multiply the learning rate of BatchNorm parameters by this; airbench's fixed-scale "
+                        "BatchNorm trains its shifts at 64x (default: %(default)s)")
+    t.add_argument("--lookahead", action="store_true",
+                   help="every 5 steps pull the weights toward a slow average of themselves and restart from "
+                        "it; the average is the final model (airbench's Lookahead; SGD schedules)")
+    t.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="auto: bf16 autocast on CUDA, fp32 elsewhere; bf16 also on CPUs with AMX or AVX512-BF16, "
+                        "where it is about 3x faster for convolutions (default: %(default)s)")
     t.add_argument("--warmup-fraction", type=float, default=defaults.get("warmup_fraction", 0.1),
                    help="share of steps spent warming up the learning rate (default: %(default)s)")
     t.add_argument("--label-smoothing", type=float, default=defaults.get("label_smoothing", 0.0),

@@ -2,7 +2,8 @@
 
 `run(args, task)` loads the data (training/data.py), decodes it once into tensors (training/cache.py),
 builds the task's model, and trains it epoch by epoch: SGD or AdamW with a warm-up + linear-decay
-schedule, bf16 autocast and channels_last on CUDA, a finite-loss check, validation accuracy / macro-F1 /
+schedule (optionally with airbench's Lookahead), bf16 autocast and channels_last on CUDA (and on CPUs with
+bf16 units, by --precision bf16), a finite-loss check, validation accuracy / macro-F1 /
 per-label scores after every epoch, the best checkpoint kept, resume state written atomically after
 every epoch, early stopping, and DistributedDataParallel when started by torchrun.
 
@@ -69,12 +70,61 @@ def barrier() -> None:
 
 def make_optimizer(model: nn.Module, args) -> torch.optim.Optimizer:
     # No weight decay on biases and norm weights (1-d parameters): standard since Goyal et al. (2017).
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # BatchNorm parameters may get a larger learning rate (--norm-lr-scale; airbench: 64x for its shifts).
+    norm = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for p in m.parameters() if p.requires_grad}
+    trained = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trained if p.dim() > 1], "weight_decay": args.weight_decay},
+              {"params": [p for p in trained if p.dim() <= 1 and id(p) not in norm], "weight_decay": 0.0},
+              {"params": [p for p in trained if id(p) in norm], "weight_decay": 0.0,
+               "lr": args.lr * getattr(args, "norm_lr_scale", 1.0)}]
+    groups = [g for g in groups if g["params"]]
     if args.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=args.lr, momentum=0.9, nesterov=True)
+        return torch.optim.SGD(groups, lr=args.lr, momentum=getattr(args, "momentum", 0.9), nesterov=True)
     return torch.optim.AdamW(groups, lr=args.lr)
+
+
+class Lookahead:
+    """airbench's Lookahead (Zhang et al., 2019): every 5 steps the slow weights move toward the fast ones
+    by 1 - decay and the fast weights restart from them. decay = 0.95^5 * (step / total)^3 grows from 0
+    (plain SGD early on) to 0.77, averaging over the last, low-learning-rate steps; `finish` makes the slow
+    weights the model. Buffers (BatchNorm statistics) are averaged too."""
+
+    EVERY = 5
+
+    def __init__(self, model: nn.Module, total_steps: int):
+        self.total = max(1, total_steps)
+        self.slow = [t.detach().clone() for t in self.tensors(model)]
+
+    @staticmethod
+    def tensors(model: nn.Module) -> list[torch.Tensor]:
+        return [t for t in model.state_dict().values() if t.is_floating_point()]
+
+    @torch.no_grad()
+    def step(self, model: nn.Module, step: int) -> None:
+        if step % self.EVERY == 0:
+            self.update(model, 0.95 ** 5 * (step / self.total) ** 3)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, decay: float) -> None:
+        for slow, fast in zip(self.slow, self.tensors(model)):
+            slow.lerp_(fast, 1 - decay)
+            fast.copy_(slow)
+
+    def finish(self, model: nn.Module) -> None:
+        self.update(model, 1.0)
+
+    def state_dict(self) -> list[torch.Tensor]:
+        return [t.cpu() for t in self.slow]
+
+    def load_state_dict(self, state: list[torch.Tensor]) -> None:
+        for slow, saved in zip(self.slow, state):
+            slow.copy_(saved)
+
+
+def use_bf16(args, device: torch.device) -> bool:
+    precision = getattr(args, "precision", "auto")
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
 def make_schedule(optimizer, total_steps: int, warmup_fraction: float):
@@ -118,7 +168,7 @@ def steps_per_epoch(rows: int, batch_size: int) -> int:
 
 
 def train_one_epoch(model, task, config, data, lengths, labels, optimizer, scheduler, *, args, epoch: int,
-                    device, rank: int, world: int, loss_weight=None, show_progress=True) -> dict:
+                    device, rank: int, world: int, loss_weight=None, show_progress=True, lookahead=None) -> dict:
     from tqdm.auto import tqdm
 
     model.train()
@@ -126,7 +176,7 @@ def train_one_epoch(model, task, config, data, lengths, labels, optimizer, sched
     order = shard(torch.randperm(len(labels), generator=g), rank, world)
     bs = args.batch_size
     steps = steps_per_epoch(len(order), bs)
-    use_amp = device.type == "cuda"
+    use_amp = use_bf16(args, device)
     total_loss = torch.zeros((), device=device)
     seen, start = 0, time.perf_counter()
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False,
@@ -145,6 +195,8 @@ def train_one_epoch(model, task, config, data, lengths, labels, optimizer, sched
             nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         optimizer.step()
         scheduler.step()
+        if lookahead is not None:
+            lookahead.step(getattr(model, "module", model), epoch * steps + step + 1)
         total_loss += loss.detach() * len(idx)
         seen += len(idx)
         if step % 10 == 0 or step == steps - 1:
@@ -163,11 +215,11 @@ def train_one_epoch(model, task, config, data, lengths, labels, optimizer, sched
 
 
 def eval_logits(model, task, config, data, lengths, labels, *, batch_size: int, device, rank: int = 0,
-                world: int = 1):
+                world: int = 1, bf16: bool | None = None):
     """Yield (logits, targets) batch by batch over this rank's share of the rows, in eval mode."""
     model.eval()
     order = torch.arange(len(labels))[rank::world]
-    use_amp = device.type == "cuda"
+    use_amp = device.type == "cuda" if bf16 is None else bf16
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         x = data[idx].to(device, non_blocking=True) if data.device != device else data[idx.to(device)]
@@ -179,12 +231,12 @@ def eval_logits(model, task, config, data, lengths, labels, *, batch_size: int, 
 
 @torch.inference_mode()
 def evaluate(model, task, config, data, lengths, labels, num_labels: int, *, batch_size: int, device,
-             rank: int = 0, world: int = 1) -> tuple[torch.Tensor, float]:
+             rank: int = 0, world: int = 1, bf16: bool | None = None) -> tuple[torch.Tensor, float]:
     """(confusion matrix, mean loss) over every row, sharded across ranks and summed."""
     cm = torch.zeros(num_labels, num_labels, dtype=torch.long, device=device)
     loss_sum = torch.zeros((), device=device)
     for logits, y in eval_logits(model, task, config, data, lengths, labels, batch_size=batch_size, device=device,
-                                 rank=rank, world=world):
+                                 rank=rank, world=world, bf16=bf16):
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         cm += confusion_matrix(logits.argmax(1), y, num_labels)
     all_reduce_sum(cm)
@@ -296,12 +348,16 @@ def run(args, task) -> dict:
         barrier()
     train_x, val_x = to_device_cache(train_x, device), to_device_cache(val_x, device)
 
-    if device.type == "cuda" and task.NAME == "image":
-        model = model.to(memory_format=torch.channels_last)
+    if resume is None and hasattr(task, "init_from_data"):
+        task.init_from_data(model, config, train_x)   # e.g. airbench's whitening filters; resume restores them
+    bf16 = use_bf16(args, device)
+    if task.NAME == "image" and (device.type == "cuda" or bf16):
+        model = model.to(memory_format=torch.channels_last)   # what oneDNN / cuDNN's fast bf16 kernels want
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = make_optimizer(model, args)
     steps = steps_per_epoch(math.ceil(len(splits.train_labels) / world), args.batch_size)   # as shard() pads
     scheduler = make_schedule(optimizer, steps * args.epochs, args.warmup_fraction)
+    lookahead = Lookahead(model, steps * args.epochs) if getattr(args, "lookahead", False) else None
     loss_weight = class_weights(splits.train_labels, len(labels)).to(device) if args.class_weights else None
 
     start_epoch, history, best, stale = 0, [], None, 0
@@ -309,6 +365,8 @@ def run(args, task) -> dict:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
+        if lookahead is not None and resume.get("lookahead") is not None:
+            lookahead.load_state_dict(resume["lookahead"])
         start_epoch, history, stale = int(resume["epoch"]), list(resume["history"]), int(resume["stale"])
         best = resume.get("best")
         if main and not args.quiet:
@@ -321,10 +379,12 @@ def run(args, task) -> dict:
     for epoch in epochs_bar:
         stats = train_one_epoch(net, task, config, train_x, train_len, splits.train_labels, optimizer, scheduler,
                                 args=args, epoch=epoch, device=device, rank=rank, world=world,
-                                loss_weight=loss_weight, show_progress=show)
+                                loss_weight=loss_weight, show_progress=show, lookahead=lookahead)
+        if lookahead is not None and epoch == args.epochs - 1:
+            lookahead.finish(model)
         cm, val_loss = evaluate(model, task, config, val_x, val_len, splits.val_labels, len(labels),
                                 batch_size=args.eval_batch_size or 2 * args.batch_size, device=device,
-                                rank=rank, world=world)
+                                rank=rank, world=world, bf16=bf16)
         scores = from_confusion(cm, labels)
         history.append({"epoch": epoch + 1, "train_loss": round(stats["train_loss"], 5), "val_loss": round(val_loss, 5),
                         "val_accuracy": round(scores["accuracy"], 5), "val_macro_f1": round(scores["macro_f1"], 5),
@@ -342,7 +402,8 @@ def run(args, task) -> dict:
             ckpt.save_resume(out, {"model": {k: v.cpu() for k, v in model.state_dict().items()},
                                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                    "epoch": epoch + 1, "history": history, "best": best, "stale": stale,
-                                   "task_config": task.config_to_dict(config)})
+                                   "task_config": task.config_to_dict(config),
+                                   "lookahead": lookahead.state_dict() if lookahead is not None else None})
         epochs_bar.set_postfix(val_acc=f"{scores['accuracy']:.4f}", best=f"{best['accuracy']:.4f}")
         if args.patience and stale >= args.patience:
             if main and not args.quiet:

@@ -23,7 +23,7 @@ from training.tasks import config_from_fields
 NAME = "image"
 INPUT_COLUMNS = ("img", "image")
 INPUT_FLAG = "--image-column"
-ARCHITECTURES = ("resnet20", "resnet18", "mobilenet_v3_small", "efficientnet_b0")
+ARCHITECTURES = ("resnet20", "airbench", "resnet18", "mobilenet_v3_small", "efficientnet_b0")
 TORCHVISION_ARCHITECTURES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
 AUGMENTATIONS = ("none", "crop-flip", "trivialaugment")
 # ImageNet statistics: what torchvision's pretrained weights expect, and close enough to CIFAR's
@@ -53,6 +53,8 @@ class ImageConfig:
     pretrained: bool = False         # trained from torchvision's ImageNet weights (recorded, not re-downloaded)
     small_input_stem: bool = False   # resnet18 only: 3x3 stride-1 stem, no max-pool, for images <= 64 px
     augment: str = "crop-flip"
+    crop_padding: int = 0            # pixels of reflect padding for the random crop; 0 = image_size / 8
+    tta: int = 0                     # airbench only: test-time views (0 none, 1 + mirror, 2 + shifted mirrors)
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
 
@@ -69,6 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--augment", default="crop-flip", choices=AUGMENTATIONS,
                    help="train-time augmentation: random crop with padding + flip, optionally TrivialAugment "
                         "(default: %(default)s)")
+    g.add_argument("--crop-padding", type=int, default=0,
+                   help="random-crop translation in pixels; 0 = a eighth of --image-size (default: %(default)s)")
+    g.add_argument("--tta", type=int, default=2, choices=(0, 1, 2),
+                   help="airbench only: average the logits over the mirror (1) and one-pixel shifts (2) in "
+                        "eval, in validation and in the demo alike (default: %(default)s)")
     g.add_argument("--image-column", default=None, help="input column (default: auto, img or image)")
 
 
@@ -79,7 +86,8 @@ def config_from_args(args: argparse.Namespace) -> ImageConfig:
     if args.image_size < 8:
         raise ValueError(f"--image-size {args.image_size}: must be at least 8.")
     return ImageConfig(architecture=args.model, image_size=args.image_size, width=args.width,
-                       pretrained=args.pretrained, augment=args.augment,
+                       pretrained=args.pretrained, augment=args.augment, crop_padding=args.crop_padding,
+                       tta=args.tta if args.model == "airbench" else 0,
                        small_input_stem=args.model == "resnet18" and not args.pretrained and args.image_size <= 64)
 
 
@@ -102,6 +110,13 @@ def preprocessing(config: ImageConfig) -> dict:
 
 def fit(config: ImageConfig, train_inputs) -> ImageConfig:
     return config   # nothing to learn from the data: normalisation is fixed (see IMAGENET_MEAN)
+
+
+def init_from_data(model: nn.Module, config: ImageConfig, train_x: torch.Tensor) -> None:
+    """Data-dependent initialisation before the first step: airbench's whitening filters, from the patch
+    statistics of 5000 training images (more changes nothing measurable)."""
+    if isinstance(model, AirbenchNet):
+        model.init_whitening(normalize(config, train_x[:5000].cpu()))
 
 
 def save_extra(config: ImageConfig, folder) -> None:
@@ -217,10 +232,11 @@ def prepare(config: ImageConfig, raw) -> tuple[torch.Tensor]:
 
 # ------------------------------------------------------------------------------------------ augmentation
 
-def random_crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Per-sample random crop from a reflect-padded image (pad = size / 8) and horizontal flip, batched."""
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 0) -> torch.Tensor:
+    """Per-sample random crop from a reflect-padded image (`pad` pixels, 0 = size / 8) and horizontal
+    flip, batched."""
     b, _, h, w = x.shape
-    pad = max(1, h // 8)
+    pad = pad or max(1, h // 8)
     padded = F.pad(x.float(), (pad, pad, pad, pad), mode="reflect")
     oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
     ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
@@ -245,7 +261,7 @@ def make_batch(config: ImageConfig, data: torch.Tensor, lengths: torch.Tensor, *
     if train and config.augment != "none":
         if config.augment == "trivialaugment":
             data = trivial_augment(data)
-        data = random_crop_flip(data, generator)
+        data = random_crop_flip(data, generator, config.crop_padding)
     return (normalize(config, data),)
 
 
@@ -293,10 +309,83 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(self.layers(self.stem(x))), 1))
 
 
+class ShiftOnlyNorm(nn.BatchNorm2d):
+    """BatchNorm with a fixed scale of 1 (only the shift is learned) and fast-moving running statistics:
+    airbench's choice (its ablations: a learned scale adds nothing at this depth; momentum 0.4 makes the
+    running statistics track the weights, which move quickly under its high learning rate)."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels, eps=1e-12, momentum=0.4)
+        self.weight.requires_grad = False
+
+
+def identity_conv(cin: int, cout: int) -> nn.Conv2d:
+    """3x3 convolution whose first `cin` filters start as the identity (airbench: the network starts close
+    to a shallow one, which trains faster than a random deep one)."""
+    conv = nn.Conv2d(cin, cout, 3, padding="same", bias=False)
+    with torch.no_grad():
+        nn.init.dirac_(conv.weight[:cin])
+    return conv
+
+
+class ConvGroup(nn.Sequential):
+    def __init__(self, cin: int, cout: int):
+        super().__init__(identity_conv(cin, cout), nn.MaxPool2d(2), ShiftOnlyNorm(cout), nn.GELU(),
+                         identity_conv(cout, cout), ShiftOnlyNorm(cout), nn.GELU())
+
+
+class AirbenchNet(nn.Module):
+    """The network of Keller Jordan's cifar10-airbench (airbench94, MIT licence): a frozen 2x2 whitening
+    convolution set from the training data's patch covariance, three conv-pool groups of widths 64, 256,
+    256, and a max-pooled linear head scaled by 1/9. 2 M parameters; airbench reports 94% on CIFAR-10 in
+    10 epochs.
+
+    In eval mode the logits average the image, its mirror and two one-pixel shifts of both (`tta`: 0 off,
+    1 mirror, 2 mirror + shifts), so validation, `evaluate` and the demo all score the same function.
+    """
+
+    def __init__(self, num_labels: int, widths=(64, 256, 256), tta: int = 2):
+        super().__init__()
+        self.tta = tta
+        self.whiten = nn.Conv2d(3, 24, 2, padding=0, bias=True)   # 24 = 2 signs x 3 channels x 2 x 2 patches
+        self.whiten.weight.requires_grad = False
+        self.layers = nn.Sequential(ConvGroup(24, widths[0]), ConvGroup(widths[0], widths[1]),
+                                    ConvGroup(widths[1], widths[2]))
+        self.fc = nn.Linear(widths[2], num_labels, bias=False)
+
+    def single_view(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(F.gelu(self.whiten(x)))
+        return self.fc(torch.flatten(F.adaptive_max_pool2d(x, 1), 1)) / 9
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or self.tta == 0:
+            return self.single_view(x)
+        logits = 0.5 * (self.single_view(x) + self.single_view(x.flip(-1)))
+        if self.tta == 1:
+            return logits
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        shifted = [padded[..., :h, :w], padded[..., 2:, 2:]]
+        shifted = sum(0.5 * (self.single_view(s) + self.single_view(s.flip(-1))) for s in shifted) / 2
+        return 0.5 * logits + 0.5 * shifted
+
+    @torch.no_grad()
+    def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        """Whitening filters from the 2x2 patches of `images` (normalised, N x 3 x H x W): eigenvectors of
+        the patch covariance scaled by 1/sqrt(eigenvalue), with both signs so GELU keeps the information."""
+        patches = images.float().unfold(2, 2, 1).unfold(3, 2, 1).transpose(1, 3).reshape(-1, 3, 2, 2)
+        flat = patches.reshape(len(patches), -1)
+        values, vectors = torch.linalg.eigh(flat.T @ flat / len(flat))
+        vectors = vectors.T.reshape(-1, 3, 2, 2).flip(0) / torch.sqrt(values.flip(0) + eps).view(-1, 1, 1, 1)
+        self.whiten.weight.copy_(torch.cat((vectors, -vectors)).to(self.whiten.weight))
+
+
 def build_model(config: ImageConfig, num_labels: int, *, pretrained: bool = False) -> nn.Module:
     """The network of `config` with `num_labels` outputs; `pretrained` loads torchvision's ImageNet weights."""
     if config.architecture == "resnet20":
         return CifarResNet(num_labels, config.width)
+    if config.architecture == "airbench":
+        return AirbenchNet(num_labels, tta=config.tta)
     import torchvision
 
     model = torchvision.models.get_model(config.architecture, weights=None, num_classes=num_labels)
@@ -331,7 +420,10 @@ def load_pretrained(model: nn.Module, architecture: str) -> None:
 # ------------------------------------------------------------------------------------------- explanation
 
 def cam_layer(model: nn.Module) -> nn.Module:
-    """The last convolutional stage of each architecture: its maps still have a spatial layout."""
+    """The last convolutional stage of each architecture: its maps still have a spatial layout. airbench's
+    last group pools to 3x3, so its middle group (7x7 at 32 px) is the one that can point at something."""
+    if isinstance(model, AirbenchNet):
+        return model.layers[1]
     for name in ("layers", "layer4", "features"):   # resnet20, resnet18, mobilenet/efficientnet
         if hasattr(model, name):
             return getattr(model, name)
@@ -342,14 +434,17 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None) -> to
     """Grad-CAM (Selvaraju et al., 2017) for a batch of one: the last stage's maps weighted by the mean
     gradient of the target logit, rectified, upsampled to the input size and scaled to [0, 1].
 
-    Returns an (H, W) float tensor; `target` defaults to the predicted label.
+    Returns an (H, W) float tensor; `target` defaults to the predicted label. A model that averages
+    test-time views explains its prediction on the plain view (one set of maps).
     """
+    if target is None:
+        with torch.no_grad():
+            target = int(model(x)[0].argmax())
     store = {}
     hook = cam_layer(model).register_forward_hook(lambda _m, _i, out: store.__setitem__("maps", out))
     try:
         with torch.enable_grad():
-            logits = model(x.detach())
-            target = int(logits[0].argmax()) if target is None else target
+            logits = getattr(model, "single_view", model)(x.detach())
             maps = store["maps"]
             grads, = torch.autograd.grad(logits[0, target], maps)
     finally:
