@@ -36,9 +36,9 @@ def load_texts() -> dict[str, str]:
 
 
 # Speech examples: (model, expected label).
-CLIPS = {"yes.wav": ("speech_commands", "yes"), "stop.wav": ("speech_commands", "stop"),
-         "go.wav": ("speech_commands", "go"), "left.wav": ("speech_commands", "left"),
-         "digit_3.wav": ("fsdd", "3"), "digit_7.wav": ("fsdd", "7")}
+CLIPS = {"command-yes-1.wav": ("speech_commands", "yes"), "command-stop-1.wav": ("speech_commands", "stop"),
+         "command-go-1.wav": ("speech_commands", "go"), "command-left-2.wav": ("speech_commands", "left"),
+         "digit-3-1.wav": ("fsdd", "3"), "digit-7-1.wav": ("fsdd", "7")}
 
 
 def rss_mb(pid: int) -> float:
@@ -84,7 +84,7 @@ def workload(n: int, images=None, texts=None, clips=None) -> list[tuple[str, obj
         tab, k = ("image", "text", "speech")[i % 3], i // 3
         if tab == "image":
             name = images[k % len(images)]
-            out.append((tab, IMAGES / f"{name}.png", None, name))
+            out.append((tab, IMAGES / f"{name}.png", None, name.rsplit("-", 1)[0]))   # horse-1.png: a horse
         elif tab == "text":
             text = texts[k % len(texts)]
             out.append((tab, text, None, labels[text]))

@@ -10,7 +10,7 @@ LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse
 def test_upload_image_and_read_label(page):
     page.get_by_role("tab", name="Image").click()
     tab = page.locator("#tab-image")   # gr.Tab(elem_id="tab-image")
-    tab.locator("input[type=file]").first.set_input_files(str(REPO / "demo" / "examples" / "image" / "horse.png"))
+    tab.locator("input[type=file]").first.set_input_files(str(REPO / "demo" / "examples" / "image" / "horse-1.png"))
     tab.get_by_role("button", name="Classify").click()
     label = tab.locator("[data-testid=label-output-value]")
     label.wait_for()

@@ -30,5 +30,21 @@ def test_record_from_microphone_and_read_label(page):
     text = label.inner_text().strip()
     assert text in SHIPPED[DEFAULT], text
     if DEFAULT == "speech_commands":
-        assert text == "yes", text     # the fake microphone plays demo/examples/speech/yes.wav
+        assert text == "yes", text     # the fake microphone plays demo/examples/speech/command-yes-1.wav
     tab.locator(".js-plotly-plot, img").last.wait_for()                # the picture of what it heard
+
+
+@pytest.mark.skipif("fsdd" not in SHIPPED, reason="fsdd is not shipped")
+def test_digit_example_picks_the_digit_model(page):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Speech").click()
+    tab = page.locator("#tab-speech")
+    picker = tab.locator("input[aria-label='Model']")
+    expect(picker).to_have_value(DEFAULT)
+    tab.get_by_role("gridcell", name="fsdd", exact=True).first.click()   # a row of the digits' examples
+    expect(picker).to_have_value("fsdd")                                # ... chose the model it is for
+    tab.get_by_role("button", name="Recognise").click()
+    label = tab.locator("[data-testid=label-output-value]")
+    label.wait_for()
+    assert label.inner_text().strip() in SHIPPED["fsdd"]

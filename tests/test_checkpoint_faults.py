@@ -58,9 +58,9 @@ def test_the_app_lists_them_as_unavailable_and_serves_the_rest(app_client, serve
     for name, file in faulty(task).items():
         assert f"Unavailable: **{name}**" in info and file in info, info
     assert not (served_checkpoints / PICKLE_MARKER).exists(), "a planted pickle was executed by the server"
-    assert app_client.predict(handle_file(str(EXAMPLES / "image" / "cat.png")), api_name="/classify_image")["label"]
+    assert app_client.predict(handle_file(str(EXAMPLES / "image" / "cat-1.png")), api_name="/classify_image")["label"]
     assert app_client.predict("i feel wonderful today", api_name="/classify_text")["label"] == "joy"
-    heard, _ = app_client.predict(handle_file(str(EXAMPLES / "speech" / "yes.wav")), api_name="/recognize_speech")
+    heard, _ = app_client.predict(handle_file(str(EXAMPLES / "speech" / "command-yes-1.wav")), api_name="/recognize_speech")
     assert heard["label"] == "yes"
 
 

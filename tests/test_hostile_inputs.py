@@ -62,9 +62,9 @@ def scores(result) -> dict[str, float]:
 
 def still_serving(client) -> None:
     """The next ordinary request on every tab gets its usual answer."""
-    assert classify_image(client, IMAGE_EXAMPLES / "frog.png")["label"] in CIFAR10
+    assert classify_image(client, IMAGE_EXAMPLES / "frog-1.png")["label"] in CIFAR10
     assert classify_text(client, "i feel wonderful today")["label"] == "joy"
-    assert recognize(client, SPEECH_EXAMPLES / "yes.wav")[0]["label"] == "yes"
+    assert recognize(client, SPEECH_EXAMPLES / "command-yes-1.wav")[0]["label"] == "yes"
 
 
 def expect(client, call, error: str | None, labels: set[str]):
@@ -300,7 +300,7 @@ def test_lone_surrogates_in_the_explanation(app_server, app_client):
 
 @pytest.mark.parametrize("api_name,payload", [
     ("classify_image", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}),
-    ("classify_image", {"path": str(REPO / "demo" / "examples" / "image" / "cat.png"), "meta": {"_type": "gradio.FileData"}}),
+    ("classify_image", {"path": str(REPO / "demo" / "examples" / "image" / "cat-1.png"), "meta": {"_type": "gradio.FileData"}}),
     ("classify_image", {"path": "../../../../etc/passwd", "meta": {"_type": "gradio.FileData"}}),
     ("recognize_speech", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}),
     ("classify_image", {"url": "data:image/png;base64,!!!not base64!!!", "meta": {"_type": "gradio.FileData"}}),

@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import json
 import wave
+from pathlib import Path
 
 import numpy as np
+
 import pytest
 import soundfile as sf
 
@@ -34,7 +36,7 @@ def top(result) -> str:
 
 
 def test_only_the_audio_is_needed(app_client):
-    scores, notes = recognize(app_client, EXAMPLES / "yes.wav")
+    scores, notes = recognize(app_client, EXAMPLES / "command-yes-1.wav")
     default = DEFAULT
     assert scores["label"] in SHIPPED[default]
     assert len(scores["confidences"]) == min(5, len(SHIPPED[default]))
@@ -42,24 +44,35 @@ def test_only_the_audio_is_needed(app_client):
     assert notes == ""
 
 
+def example_clips(prefix: str) -> list[tuple[Path, str]]:
+    """The demo's examples for one model, with their labels: command-_unknown_-2.wav is an _unknown_ word."""
+    paths = sorted(EXAMPLES.glob(f"{prefix}-*.wav"))
+    return [(p, p.stem[len(prefix) + 1:].rsplit("-", 1)[0]) for p in paths]
+
+
 @pytest.mark.skipif("speech_commands" not in SHIPPED, reason="speech_commands is not shipped")
 def test_speech_commands_hears_held_out_speakers(app_client):
-    words = ("yes", "stop", "left", "go")
-    heard = {w: top(recognize(app_client, EXAMPLES / f"{w}.wav", "speech_commands")) for w in words}
-    assert sum(heard[w] == w for w in words) >= 3, heard
+    clips = example_clips("command")
+    assert sorted({label for _, label in clips}) == sorted(SHIPPED["speech_commands"]) and len(clips) == 24
+    heard = {p.name: top(recognize(app_client, p, "speech_commands")) for p, _ in clips}
+    right = sum(heard[p.name] == label for p, label in clips)
+    # Two clips per label from held-out speakers, not picked by prediction: 22 of 24 on average at 93%.
+    assert right >= 19, heard
 
 
 @pytest.mark.skipif("fsdd" not in SHIPPED, reason="fsdd is not shipped")
 def test_fsdd_hears_a_held_out_speaker(app_client):
-    heard = {d: top(recognize(app_client, EXAMPLES / f"digit_{d}.wav", "fsdd")) for d in ("3", "7")}
-    assert sum(heard[d] == d for d in heard) >= 1, heard
+    clips = example_clips("digit")
+    assert [label for _, label in clips] == [str(d) for d in range(10) for _ in (1, 2)]
+    heard = {p.name: top(recognize(app_client, p, "fsdd")) for p, _ in clips}
+    assert sum(heard[p.name] == label for p, label in clips) >= 16, heard
 
 
 def test_unknown_model_is_a_clear_error(app_client):
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="no_such_model is not in the list of choices"):   # the picker checks it
-        recognize(app_client, EXAMPLES / "yes.wav", "no_such_model")
+        recognize(app_client, EXAMPLES / "command-yes-1.wav", "no_such_model")
 
 
 # --------------------------------------------------------------------------------------- hostile audio
@@ -138,7 +151,7 @@ def test_hostile_audio(app_client, tmp_path, case):
         if note:
             assert note in notes
         return
-    assert top(recognize(app_client, EXAMPLES / "yes.wav")) in SHIPPED[DEFAULT]   # still serving
+    assert top(recognize(app_client, EXAMPLES / "command-yes-1.wav")) in SHIPPED[DEFAULT]   # still serving
 
 
 def test_model_info_says_what_the_model_listens_to(app_client):

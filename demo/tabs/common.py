@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from demo.predictor import ModelSet
@@ -17,6 +19,15 @@ def info_markdown(models: ModelSet, name: str | None) -> str:
     for bad, why in sorted(models.errors.items()):
         parts.append(f"\n> Unavailable: **{bad}**: {why}")
     return "\n".join(parts)
+
+
+def example_files(folder: Path, pattern: str) -> list[str]:
+    """Example files named <label>-<n>.<ext>, ordered n first, so each page of examples starts with one of
+    every label (airplane-1, automobile-1, ..., truck-1, airplane-2, ...)."""
+    def key(path: Path):
+        label, _, n = path.stem.rpartition("-")
+        return (int(n) if n.isdigit() else 0, label)
+    return [str(p) for p in sorted(folder.glob(pattern), key=key)] if folder.is_dir() else []
 
 
 def model_picker(models: ModelSet) -> gr.Dropdown:

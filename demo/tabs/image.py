@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from demo.predictor import ModelSet
-from demo.tabs.common import flag_unsure, info_markdown, model_picker, predictor_or_error, report_panel
+from demo.tabs.common import example_files, flag_unsure, info_markdown, model_picker, predictor_or_error, report_panel
 from training.tasks import image as image_task
 from training.tasks.image import ImageInputError
 
@@ -58,9 +58,10 @@ def build(models: ModelSet) -> None:
                               height=320)
             picker = model_picker(models)
             button = gr.Button("Classify", variant="primary")
-            examples = sorted(str(p) for p in EXAMPLES.glob("*.png")) if EXAMPLES.is_dir() else []
+            examples = example_files(EXAMPLES, "*.png")
             if examples:
-                gr.Examples(examples=examples, inputs=[image], label="Examples (CIFAR-10 validation images)")
+                gr.Examples(examples=examples, inputs=[image], examples_per_page=10,
+                            label="Examples (CIFAR-10 validation images, three per label)")
         with gr.Column():
             label = gr.Label(num_top_classes=5, label="Prediction")
             heatmap = gr.Image(label="Where the model looked (Grad-CAM)", type="pil", height=256, interactive=False)

@@ -12,10 +12,13 @@ import gradio as gr
 import numpy as np
 
 from demo.predictor import ModelSet
-from demo.tabs.common import flag_unsure, info_markdown, model_picker, predictor_or_error, report_panel
+from demo.tabs.common import example_files, flag_unsure, info_markdown, model_picker, predictor_or_error, report_panel
 from training.tasks.speech import AudioInputError, Heard, listen
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "speech"
+# Example clips by file-name prefix, with the shipped model that knows their words.
+EXAMPLE_SETS = (("command", "speech_commands", "Examples: commands (Speech Commands speakers held out from training)"),
+                ("digit", "fsdd", "Examples: digits (the FSDD speaker held out from training)"))
 
 
 def build(models: ModelSet) -> None:
@@ -27,10 +30,11 @@ def build(models: ModelSet) -> None:
             audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio")
             picker = model_picker(models)
             button = gr.Button("Recognise", variant="primary")
-            examples = sorted(str(p) for p in EXAMPLES.glob("*.wav")) if EXAMPLES.is_dir() else []
-            if examples:
-                gr.Examples(examples=examples, inputs=[audio],
-                            label="Examples (Speech Commands and FSDD speakers held out from training)")
+            for prefix, model, title in EXAMPLE_SETS:
+                clips = example_files(EXAMPLES, f"{prefix}-*.wav")
+                if clips and model in models.names:     # choosing an example also picks the model it is for
+                    gr.Examples(examples=[[c, model] for c in clips], inputs=[audio, picker], label=title,
+                                examples_per_page=12)
         with gr.Column():
             label = gr.Label(num_top_classes=5, label="Prediction")
             notes = gr.Markdown()
