@@ -260,6 +260,22 @@ def test_noise_bank_from_silence_folders():
     assert mixed.shape == x.shape and not torch.equal(mixed, x)
 
 
+def test_time_stretch_can_differ_from_frequency_stretch():
+    from training.tasks.speech import stretch
+
+    along_time = torch.linspace(-1, 1, 50).repeat(4, 40, 1)            # varies over frames only
+    along_freq = torch.linspace(-1, 1, 40)[:, None].repeat(4, 1, 50)   # varies over mel bins only
+    g = lambda: torch.Generator().manual_seed(0)                        # noqa: E731
+    # Time only: bins are left alone, frames move.
+    assert torch.allclose(stretch(along_freq, 0.0, g(), time_amount=0.3), along_freq, atol=1e-5)
+    assert not torch.allclose(stretch(along_time, 0.0, g(), time_amount=0.3), along_time, atol=1e-3)
+    # Frequency only: the reverse.
+    assert torch.allclose(stretch(along_time, 0.2, g(), time_amount=0.0), along_time, atol=1e-5)
+    assert not torch.allclose(stretch(along_freq, 0.2, g(), time_amount=0.0), along_freq, atol=1e-3)
+    # Unset, the time stretch is the frequency one, draw for draw.
+    assert torch.equal(stretch(along_time, 0.1, g()), stretch(along_time, 0.1, g(), time_amount=0.1))
+
+
 def test_time_shift_keeps_length():
     x = torch.arange(1, 101, dtype=torch.float32).repeat(3, 1)
     y = speech.time_shift(x, 10, torch.Generator().manual_seed(0))

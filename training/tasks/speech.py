@@ -85,7 +85,8 @@ class SpeechConfig:
     time_shift_ms: float = 100.0     # augmentation: random shift of up to this much either way
     noise_prob: float = 0.8          # augmentation: share of clips mixed with background noise
     snr_db: tuple = (5.0, 30.0)      # ... at a signal-to-noise ratio drawn from this range
-    stretch: float = 0.1             # augmentation: random time and frequency stretch, up to +-10%
+    stretch: float = 0.1             # augmentation: random frequency stretch (vocal tract), up to +-10%
+    time_stretch: float | None = None   # ... and time stretch (speaking rate); None: the same as stretch
     freq_mask: int = 7               # SpecAugment: widest frequency mask (mel bins) and time mask (frames)
     time_mask: int = 20
     noise: torch.Tensor | None = field(default=None, repr=False, compare=False)   # training only, not saved
@@ -121,6 +122,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="augmentation: share of training clips mixed with background noise (default: %(default)s)")
     g.add_argument("--stretch", type=float, default=0.1,
                    help="augmentation: largest random time and frequency stretch, as a fraction (default: %(default)s)")
+    g.add_argument("--time-stretch", type=float, default=None,
+                   help="augmentation: largest random time stretch (speaking rate) if it should differ from "
+                        "--stretch, e.g. for few speakers who talk at different speeds (default: --stretch)")
     g.add_argument("--keep-all-words", action="store_true",
                    help="train on every word of the full Speech Commands vocabulary instead of mapping it to "
                         "the 12-class keyword layout (10 commands, _silence_, _unknown_)")
@@ -136,7 +140,8 @@ def config_from_args(args: argparse.Namespace) -> SpeechConfig:
     return SpeechConfig(sample_rate=args.sample_rate, clip_seconds=args.clip_seconds, n_mels=args.n_mels,
                         channels=args.channels, hidden_size=args.hidden_size, rnn_layers=args.rnn_layers,
                         cell=args.cell, dropout=args.dropout, time_shift_ms=args.time_shift_ms,
-                        noise_prob=args.noise_prob, stretch=args.stretch)
+                        noise_prob=args.noise_prob, stretch=args.stretch,
+                        time_stretch=args.time_stretch)
 
 
 def config_from_dict(d: dict) -> SpeechConfig:
@@ -162,8 +167,9 @@ def preprocessing(config: SpeechConfig) -> dict:
             "f_max": config.f_max or config.sample_rate / 2, "top_db": config.top_db,
             "train_augment": f"time shift +-{config.time_shift_ms:g} ms, background noise "
                              f"(p={config.noise_prob:g}, SNR {config.snr_db[0]:g}-{config.snr_db[1]:g} dB), "
-                             f"time/frequency stretch +-{config.stretch:.0%}, "
-                             f"SpecAugment (F={config.freq_mask}, T={config.time_mask})"}
+                             + (f"time/frequency stretch +-{config.stretch:.0%}, " if config.time_stretch is None else
+                                f"time stretch +-{config.time_stretch:.0%}, frequency stretch +-{config.stretch:.0%}, ")
+                             + f"SpecAugment (F={config.freq_mask}, T={config.time_mask})"}
 
 
 # ------------------------------------------------------------------------------------------- decoding
@@ -460,13 +466,16 @@ def add_noise(config: SpeechConfig, x: torch.Tensor, generator) -> torch.Tensor:
     return x + torch.where(use, scale, torch.zeros_like(scale)) * noise
 
 
-def stretch(features: torch.Tensor, amount: float, generator) -> torch.Tensor:
+def stretch(features: torch.Tensor, amount: float, generator, time_amount: float | None = None) -> torch.Tensor:
     """Stretch each clip's spectrogram in time (speaking rate) and in frequency about 0 Hz (vocal tract
-    length, as in VTLP, Jaitly and Hinton 2013) by random factors within 1 +- `amount`."""
-    if amount <= 0:
+    length, as in VTLP, Jaitly and Hinton 2013) by random factors within 1 +- `time_amount` (default
+    `amount`) and 1 +- `amount`."""
+    time_amount = amount if time_amount is None else time_amount
+    if amount <= 0 and time_amount <= 0:
         return features
     b = features.shape[0]
-    scale = 1 + amount * (2 * torch.rand(b, 2, generator=generator) - 1)     # (time, frequency)
+    amounts = torch.tensor([time_amount, amount])
+    scale = 1 + amounts * (2 * torch.rand(b, 2, generator=generator) - 1)     # (time, frequency)
     theta = torch.zeros(b, 2, 3)
     theta[:, 0, 0] = scale[:, 0]
     theta[:, 1, 1] = scale[:, 1]
@@ -500,7 +509,7 @@ def make_batch(config: SpeechConfig, data: torch.Tensor, lengths, *, train: bool
             x = add_noise(config, x, generator)
     features = log_mel(config, x)
     if train:
-        features = spec_augment(config, stretch(features, config.stretch, generator))
+        features = spec_augment(config, stretch(features, config.stretch, generator, config.time_stretch))
     return (features,)
 
 
