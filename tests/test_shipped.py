@@ -1,0 +1,81 @@
+"""The four shipped checkpoints: present, small, loadable, at their accuracy targets, and scoring near
+those targets again on a fixed validation subset of the data they were trained on (when it is present).
+
+The subset is the first rows of each run's own validation split, rebuilt from the arguments its
+config.json recorded (same carved fraction, seed and speaker grouping), so no training row is scored.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import REPO, SHARED_DATA, requires_shared_data
+
+# name: (dataset folder, validation accuracy target, macro-F1 target, validation rows scored here)
+TARGETS = {
+    "image/cifar10": ("cifar10", 0.92, None, 1000),
+    "text/emotion": ("emotion", 0.92, 0.88, 2000),
+    "speech/speech_commands": ("speech_commands", 0.88, None, 1000),
+    "speech/fsdd": ("fsdd", 0.92, None, 500),
+}
+MAX_MB = 25
+TOLERANCE = 0.02   # the subset test's allowance below target: sampling noise, not a weaker model
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_shipped_checkpoint_is_small_and_loads(name):
+    from demo.predictor import Predictor
+
+    folder = REPO / "checkpoints" / name
+    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and p.name not in ("resume.pt", "train_noise.safetensors"))
+    assert size <= MAX_MB * 2**20, f"{name} is {size / 2**20:.1f} MB"
+    predictor = Predictor.load(folder)
+    config = json.loads((folder / "config.json").read_text())
+    assert predictor.labels == config["labels"]
+    for key in ("seed", "epochs", "lr", "batch_size", "dataset"):      # the recipe's exact arguments
+        assert key in config["train_args"]
+    assert config["versions"]["torch"] and config["hardware"] and config["training_seconds"] > 0
+    assert "revision" in config["dataset"]
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_shipped_checkpoint_records_a_score_near_its_target(name):
+    _, accuracy, macro_f1, _ = TARGETS[name]
+    config = json.loads((REPO / "checkpoints" / name / "config.json").read_text())
+    metrics = config["metrics"]
+    assert metrics["accuracy"] >= accuracy - TOLERANCE, f"{name}: validation accuracy {metrics['accuracy']:.4f}"
+    assert metrics["num_examples"] == config["dataset"]["num_validation"] >= 400     # the whole validation split
+    if macro_f1 is not None:
+        assert metrics["macro_f1"] >= macro_f1 - TOLERANCE
+
+
+@requires_shared_data
+@pytest.mark.parametrize("name", TARGETS)
+def test_shipped_checkpoint_scores_on_fixed_validation_subset(name):
+    import torch
+
+    from training import checkpoint as ckpt
+    from training.cache import encode_split
+    from training.engine import evaluate, load_task_splits
+    from training.evaluate import recorded_args
+    from training.metrics import from_confusion
+    from training.tasks import get_task
+
+    data, accuracy, macro_f1, rows = TARGETS[name]
+    if not (SHARED_DATA / data).is_dir():
+        pytest.skip(f"{SHARED_DATA / data} is not present")
+    torch.set_num_threads(1)
+    model, config, task_config = ckpt.load_model(REPO / "checkpoints" / name, torch.device("cpu"))
+    task = get_task(config["task"])
+    splits = load_task_splits(task, recorded_args(config), dataset=str(SHARED_DATA / data))
+    assert splits.labels == config["labels"]
+    subset = splits.val.select(range(min(rows, len(splits.val))))
+    x, lengths = encode_split(task, task_config, subset, splits.input_column, workers=1, show_progress=False)
+    cm, _ = evaluate(model, task, task_config, x, lengths, splits.val_labels[:len(subset)], len(config["labels"]),
+                     batch_size=250, device=torch.device("cpu"))
+    scores = from_confusion(cm, config["labels"])
+    assert scores["accuracy"] >= accuracy - TOLERANCE, f"{name}: {scores['accuracy']:.4f} on {len(subset)} rows"
+    if macro_f1 is not None:
+        assert scores["macro_f1"] >= macro_f1 - TOLERANCE
