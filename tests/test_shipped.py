@@ -58,8 +58,8 @@ def test_shipped_checkpoint_scores_on_fixed_validation_subset(name):
 
     from training import checkpoint as ckpt
     from training.cache import encode_split
-    from training.engine import evaluate, load_task_splits
-    from training.evaluate import recorded_args
+    from training.engine import evaluate
+    from training.evaluate import recorded_splits
     from training.metrics import from_confusion
     from training.tasks import get_task
 
@@ -69,8 +69,7 @@ def test_shipped_checkpoint_scores_on_fixed_validation_subset(name):
     torch.set_num_threads(1)
     model, config, task_config = ckpt.load_model(REPO / "checkpoints" / name, torch.device("cpu"))
     task = get_task(config["task"])
-    splits = load_task_splits(task, recorded_args(config), dataset=str(SHARED_DATA / data))
-    assert splits.labels == config["labels"]
+    splits = recorded_splits(config, str(SHARED_DATA / data))    # raises if the labels are not the checkpoint's
     subset = splits.val.select(range(min(rows, len(splits.val))))
     x, lengths = encode_split(task, task_config, subset, splits.input_column, workers=1, show_progress=False)
     cm, _ = evaluate(model, task, task_config, x, lengths, splits.val_labels[:len(subset)], len(config["labels"]),

@@ -122,8 +122,8 @@ class Lookahead:
             slow.copy_(saved)
 
 
-def use_bf16(args, device: torch.device) -> bool:
-    precision = getattr(args, "precision", "auto")
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """--precision: auto is bf16 autocast on CUDA only; bf16 asks for it anywhere (CPUs with bf16 units)."""
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
@@ -176,7 +176,7 @@ def train_one_epoch(model, task, config, data, lengths, labels, optimizer, sched
     order = shard(torch.randperm(len(labels), generator=g), rank, world)
     bs = args.batch_size
     steps = steps_per_epoch(len(order), bs)
-    use_amp = use_bf16(args, device)
+    use_amp = use_bf16(getattr(args, "precision", "auto"), device)
     total_loss = torch.zeros((), device=device)
     seen, start = 0, time.perf_counter()
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False,
@@ -215,11 +215,11 @@ def train_one_epoch(model, task, config, data, lengths, labels, optimizer, sched
 
 
 def eval_logits(model, task, config, data, lengths, labels, *, batch_size: int, device, rank: int = 0,
-                world: int = 1, bf16: bool | None = None):
+                world: int = 1, precision: str = "auto"):
     """Yield (logits, targets) batch by batch over this rank's share of the rows, in eval mode."""
     model.eval()
     order = torch.arange(len(labels))[rank::world]
-    use_amp = device.type == "cuda" if bf16 is None else bf16
+    use_amp = use_bf16(precision, device)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         x = data[idx].to(device, non_blocking=True) if data.device != device else data[idx.to(device)]
@@ -231,12 +231,12 @@ def eval_logits(model, task, config, data, lengths, labels, *, batch_size: int, 
 
 @torch.inference_mode()
 def evaluate(model, task, config, data, lengths, labels, num_labels: int, *, batch_size: int, device,
-             rank: int = 0, world: int = 1, bf16: bool | None = None) -> tuple[torch.Tensor, float]:
+             rank: int = 0, world: int = 1, precision: str = "auto") -> tuple[torch.Tensor, float]:
     """(confusion matrix, mean loss) over every row, sharded across ranks and summed."""
     cm = torch.zeros(num_labels, num_labels, dtype=torch.long, device=device)
     loss_sum = torch.zeros((), device=device)
     for logits, y in eval_logits(model, task, config, data, lengths, labels, batch_size=batch_size, device=device,
-                                 rank=rank, world=world, bf16=bf16):
+                                 rank=rank, world=world, precision=precision):
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         cm += confusion_matrix(logits.argmax(1), y, num_labels)
     all_reduce_sum(cm)
@@ -350,8 +350,7 @@ def run(args, task) -> dict:
 
     if resume is None and hasattr(task, "init_from_data"):
         task.init_from_data(model, config, train_x)   # e.g. airbench's whitening filters; resume restores them
-    bf16 = use_bf16(args, device)
-    if task.NAME == "image" and (device.type == "cuda" or bf16):
+    if task.NAME == "image" and (device.type == "cuda" or use_bf16(args.precision, device)):
         model = model.to(memory_format=torch.channels_last)   # what oneDNN / cuDNN's fast bf16 kernels want
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = make_optimizer(model, args)
@@ -384,7 +383,7 @@ def run(args, task) -> dict:
             lookahead.finish(model)
         cm, val_loss = evaluate(model, task, config, val_x, val_len, splits.val_labels, len(labels),
                                 batch_size=args.eval_batch_size or 2 * args.batch_size, device=device,
-                                rank=rank, world=world, bf16=bf16)
+                                rank=rank, world=world, precision=args.precision)
         scores = from_confusion(cm, labels)
         history.append({"epoch": epoch + 1, "train_loss": round(stats["train_loss"], 5), "val_loss": round(val_loss, 5),
                         "val_accuracy": round(scores["accuracy"], 5), "val_macro_f1": round(scores["macro_f1"], 5),

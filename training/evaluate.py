@@ -39,20 +39,30 @@ def run_calibrate(args) -> dict:
     The validation split is rebuilt from the arguments recorded in config.json (the dataset's validation
     split, or the same carved fraction with the same seed and grouping), so no training row is used.
     """
-    from training.engine import calibrate, load_task_splits, record_unsure_threshold
+    from training.engine import calibrate, record_unsure_threshold
 
     device = pick_device(args.device)
     model, config, task_config = ckpt.load_model(args.checkpoint, device)
     task = get_task(config["task"])
-    splits = load_task_splits(task, recorded_args(config), dataset=args.dataset)
-    if splits.labels != config["labels"]:
-        raise ckpt.CheckpointError(f"{args.checkpoint}: the dataset's labels {splits.labels} are not the "
-                                   f"checkpoint's {config['labels']}.")
+    splits = recorded_splits(config, args.dataset, where=args.checkpoint)
     data, lengths = encode_split(task, task_config, splits.val, splits.input_column, workers=args.workers,
                                  desc="decode validation")
     stats = calibrate(model, task, task_config, data, lengths, splits.val_labels, batch_size=256, device=device)
     record_unsure_threshold(args.checkpoint, stats)
     return {"checkpoint": str(args.checkpoint), "num_validation": len(splits.val), **stats}
+
+
+def recorded_splits(config: dict, dataset: str | None = None, *, where="the checkpoint"):
+    """The training and validation rows of the run that trained a checkpoint, rebuilt from the arguments
+    its config.json recorded (same validation split or carved fraction, seed and grouping); `dataset`
+    replaces the recorded path, for the same data in another place. Labels must be the checkpoint's."""
+    from training.engine import load_task_splits
+
+    splits = load_task_splits(get_task(config["task"]), recorded_args(config), dataset=dataset)
+    if splits.labels != config["labels"]:
+        raise ckpt.CheckpointError(f"{where}: the dataset's labels {splits.labels} are not the "
+                                   f"checkpoint's {config['labels']}.")
+    return splits
 
 
 def recorded_args(config: dict) -> argparse.Namespace:

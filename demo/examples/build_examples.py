@@ -6,8 +6,8 @@ Each checkpoint's validation split is rebuilt from the arguments its config.json
 fraction, seed and speaker grouping), so no example was ever a training row. Per label it takes the first
 rows that fit the rule below, with no look at what the model predicts for them: images, 3 per label,
 and speech, 2 clips per command or digit, the first in a fixed shuffle of the validation rows (seed 0);
-text, the first 2 sentences of 20 to 110 characters in the split's own order. Images are saved as PNG (the dataset's own pixels), clips as 16-bit WAV at the
-dataset's sample rate.
+text, the first 2 sentences of 20 to 110 characters in the split's own order. Images are saved as PNG
+(the dataset's own pixels), clips as 16-bit WAV at the dataset's sample rate.
 """
 
 from __future__ import annotations
@@ -32,15 +32,11 @@ TEXT_CHARS = (20, 110)
 def validation_rows(checkpoint: Path, data: Path):
     """(labels, input column, validation rows, their label ids) of the run that trained `checkpoint`."""
     from training import checkpoint as ckpt
-    from training.engine import load_task_splits
-    from training.evaluate import recorded_args
-    from training.tasks import get_task
+    from training.evaluate import recorded_splits
 
     config = ckpt.read_config(checkpoint)
-    args = recorded_args(config)
-    splits = load_task_splits(get_task(config["task"]), args, dataset=str(data / Path(args.dataset).name))
-    if splits.labels != config["labels"]:
-        raise SystemExit(f"{checkpoint}: the data's labels {splits.labels} are not the checkpoint's {config['labels']}")
+    dataset = data / Path(config["train_args"]["dataset"]).name
+    splits = recorded_splits(config, str(dataset), where=checkpoint)
     return splits.labels, splits.input_column, splits.val, [int(y) for y in splits.val_labels]
 
 
@@ -133,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
                 write_sources(out, written)
             for name, source in written:
                 print(f"{kind}: {name} <- {source}")
+
 
 if __name__ == "__main__":
     main()

@@ -360,14 +360,15 @@ class AirbenchNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or self.tta == 0:
             return self.single_view(x)
-        logits = 0.5 * (self.single_view(x) + self.single_view(x.flip(-1)))
+
+        def mirrored(v: torch.Tensor) -> torch.Tensor:
+            return 0.5 * (self.single_view(v) + self.single_view(v.flip(-1)))
+
         if self.tta == 1:
-            return logits
+            return mirrored(x)
         h, w = x.shape[-2:]
         padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
-        shifted = [padded[..., :h, :w], padded[..., 2:, 2:]]
-        shifted = sum(0.5 * (self.single_view(s) + self.single_view(s.flip(-1))) for s in shifted) / 2
-        return 0.5 * logits + 0.5 * shifted
+        return 0.5 * mirrored(x) + 0.25 * (mirrored(padded[..., :h, :w]) + mirrored(padded[..., 2:, 2:]))
 
     @torch.no_grad()
     def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:
@@ -437,14 +438,16 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None) -> to
     Returns an (H, W) float tensor; `target` defaults to the predicted label. A model that averages
     test-time views explains its prediction on the plain view (one set of maps).
     """
-    if target is None:
+    single_view = getattr(model, "single_view", None)
+    if target is None and single_view is not None:      # the averaged prediction, not the plain view's
         with torch.no_grad():
             target = int(model(x)[0].argmax())
     store = {}
     hook = cam_layer(model).register_forward_hook(lambda _m, _i, out: store.__setitem__("maps", out))
     try:
         with torch.enable_grad():
-            logits = getattr(model, "single_view", model)(x.detach())
+            logits = (single_view or model)(x.detach())
+            target = int(logits[0].argmax()) if target is None else target
             maps = store["maps"]
             grads, = torch.autograd.grad(logits[0, target], maps)
     finally:
