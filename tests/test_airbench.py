@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from training.engine import Lookahead, make_optimizer
+from training.tasks import image as task
 from training.tasks.image import AirbenchNet, ImageConfig, build_model, init_from_data
 
 
@@ -106,3 +107,31 @@ def test_grad_cam_explains_the_averaged_prediction(tta):
     assert cam.shape == (32, 32) and float(cam.max()) == pytest.approx(1.0)
     top = int(model(x)[0].argmax())
     assert torch.equal(cam, grad_cam(model, x, top))
+
+
+def image_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    task.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_widths_set_the_conv_groups_and_default_to_airbench94():
+    config = task.config_from_args(image_args("--model", "airbench", "--widths", "32,96,80"))
+    assert config.widths == (32, 96, 80)
+    model = build_model(config, 7)
+    assert [g[0].out_channels for g in model.layers] == [32, 96, 80]
+    assert model.fc.weight.shape == (7, 80)
+    assert task.config_from_args(image_args("--model", "airbench")).widths == (64, 256, 256)
+    # other architectures do not record a setting that does not apply to them
+    assert task.config_from_args(image_args("--model", "resnet20", "--widths", "8,8,8")).widths == (64, 256, 256)
+    # checkpoints written before --widths existed load as airbench94's network
+    old = task.config_to_dict(ImageConfig(architecture="airbench"))
+    del old["widths"]
+    assert task.config_from_dict(old).widths == (64, 256, 256)
+
+
+@pytest.mark.parametrize("text", ["128,384", "a,b,c", "64,0,64", ""])
+def test_bad_widths_are_refused_with_an_example(text, capsys):
+    with pytest.raises(SystemExit):
+        image_args("--model", "airbench", "--widths", text)
+    assert "give three positive channel counts, e.g. 128,384,384" in capsys.readouterr().err

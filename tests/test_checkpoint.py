@@ -30,7 +30,8 @@ def build(config: ImageConfig) -> torch.nn.Module:
         for m in model.modules():
             if isinstance(m, torch.nn.Linear):
                 torch.nn.init.normal_(m.weight, 0, 1 / m.in_features ** 0.5)
-                torch.nn.init.normal_(m.bias, 0, 0.5)
+                if m.bias is not None:
+                    torch.nn.init.normal_(m.bias, 0, 0.5)
             elif isinstance(m, torch.nn.BatchNorm2d):
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.normal_(0, 0.1)
@@ -68,6 +69,7 @@ def copy_of(saved, tmp_path):
     ImageConfig(architecture="resnet20", image_size=32, width=8),
     ImageConfig(architecture="mobilenet_v3_small", image_size=32),
     ImageConfig(architecture="resnet18", image_size=32, small_input_stem=True),
+    ImageConfig(architecture="airbench", widths=(16, 48, 40), tta=1),
 ], ids=lambda c: c.architecture)
 def test_round_trip_gives_the_same_labels_and_logits(tmp_path, config):
     model = build(config)

@@ -55,6 +55,7 @@ class ImageConfig:
     augment: str = "crop-flip"
     crop_padding: int = 0            # pixels of reflect padding for the random crop; 0 = image_size / 8
     tta: int = 0                     # airbench only: test-time views (0 none, 1 + mirror, 2 + shifted mirrors)
+    widths: tuple = (64, 256, 256)   # airbench only: channels of its three conv groups (airbench94's)
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
 
@@ -76,7 +77,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--tta", type=int, default=2, choices=(0, 1, 2),
                    help="airbench only: average the logits over the mirror (1) and one-pixel shifts (2) in "
                         "eval, in validation and in the demo alike (default: %(default)s)")
+    g.add_argument("--widths", type=parse_widths, default=(64, 256, 256), metavar="W1,W2,W3",
+                   help="airbench only: channels of its three conv groups; airbench95's wider network is "
+                        "128,384,384 (default: 64,256,256)")
     g.add_argument("--image-column", default=None, help="input column (default: auto, img or image)")
+
+
+def parse_widths(text: str) -> tuple:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) != 3 or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give three positive channel counts, e.g. 128,384,384")
+    return widths
 
 
 def config_from_args(args: argparse.Namespace) -> ImageConfig:
@@ -88,12 +102,13 @@ def config_from_args(args: argparse.Namespace) -> ImageConfig:
     return ImageConfig(architecture=args.model, image_size=args.image_size, width=args.width,
                        pretrained=args.pretrained, augment=args.augment, crop_padding=args.crop_padding,
                        tta=args.tta if args.model == "airbench" else 0,
+                       widths=tuple(args.widths) if args.model == "airbench" else ImageConfig.widths,
                        small_input_stem=args.model == "resnet18" and not args.pretrained and args.image_size <= 64)
 
 
 def config_from_dict(d: dict) -> ImageConfig:
     config = config_from_fields(ImageConfig, d)
-    config.mean, config.std = tuple(config.mean), tuple(config.std)
+    config.mean, config.std, config.widths = tuple(config.mean), tuple(config.std), tuple(config.widths)
     if config.architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {config.architecture!r}")
     return config
@@ -336,9 +351,9 @@ class ConvGroup(nn.Sequential):
 
 class AirbenchNet(nn.Module):
     """The network of Keller Jordan's cifar10-airbench (airbench94, MIT licence): a frozen 2x2 whitening
-    convolution set from the training data's patch covariance, three conv-pool groups of widths 64, 256,
-    256, and a max-pooled linear head scaled by 1/9. 2 M parameters; airbench reports 94% on CIFAR-10 in
-    10 epochs.
+    convolution set from the training data's patch covariance, three conv-pool groups (widths 64, 256, 256
+    by default), and a max-pooled linear head scaled by 1/9. 2 M parameters; airbench reports 94% on
+    CIFAR-10 in 10 epochs, and 95% in 15 with widths 128, 384, 384 (airbench95, 4.6 M parameters).
 
     In eval mode the logits average the image, its mirror and two one-pixel shifts of both (`tta`: 0 off,
     1 mirror, 2 mirror + shifts), so validation, `evaluate` and the demo all score the same function.
@@ -386,7 +401,7 @@ def build_model(config: ImageConfig, num_labels: int, *, pretrained: bool = Fals
     if config.architecture == "resnet20":
         return CifarResNet(num_labels, config.width)
     if config.architecture == "airbench":
-        return AirbenchNet(num_labels, tta=config.tta)
+        return AirbenchNet(num_labels, widths=config.widths, tta=config.tta)
     import torchvision
 
     model = torchvision.models.get_model(config.architecture, weights=None, num_classes=num_labels)
