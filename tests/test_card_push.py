@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from training.card import write_model_card
+from training.card import describe_size, parameter_count, write_model_card
+from training.checkpoint import load_model
 from training.cli import main
 from training.push import push
 
@@ -37,6 +38,18 @@ def test_shipped_card_matches_config(folder):
     body = (folder / "README.md").read_text(encoding="utf-8")
     for label in config["labels"]:
         assert f"| {label} |" in body
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_card_states_the_models_parameter_count(folder, tmp_path):
+    model, config, _ = load_model(folder, "cpu")
+    count = sum(p.numel() for p in model.parameters())
+    assert parameter_count(folder / "model.safetensors") == count
+    copy = tmp_path / folder.name
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("resume.pt"))
+    text = write_model_card(copy).read_text(encoding="utf-8")
+    assert f"(`{config['architecture']}`{describe_size(count)})" in text
+    assert f"{count / 1e6:.1f} M parameters" in text
 
 
 def test_card_names_hub_dataset_only_when_given(tmp_path):

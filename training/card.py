@@ -85,13 +85,38 @@ def unsure_lines(metrics: dict) -> list[str]:
             f"{percent(u['accuracy_above'])} are right.", ""]
 
 
-def model_card(config: dict, name: str, dataset_id: str | None = None) -> str:
+BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def parameter_count(weights: Path) -> int:
+    """The number of model parameters in a safetensors file, read from its header (BatchNorm running
+    statistics are state, not parameters, and are left out)."""
+    from safetensors import safe_open
+
+    total = 0
+    with safe_open(str(weights), framework="pt") as f:
+        for key in f.keys():
+            if not key.endswith(BUFFERS):
+                n = 1
+                for dim in f.get_slice(key).get_shape():
+                    n *= dim
+                total += n
+    return total
+
+
+def describe_size(parameters: int | None) -> str:
+    if parameters is None:
+        return ""
+    return f", {parameters / 1e6:.1f} M parameters" if parameters >= 1e5 else f", {parameters:,} parameters"
+
+
+def model_card(config: dict, name: str, dataset_id: str | None = None, parameters: int | None = None) -> str:
     m, d = config.get("metrics", {}), config.get("dataset", {})
     dataset_id = hub_dataset_id(config, dataset_id)
     source = f"[`{dataset_id}`](https://huggingface.co/datasets/{dataset_id})" if dataset_id else f"`{d.get('id')}`"
     lines = [front_matter(config, name, dataset_id), f"# {name}", "",
              f"{'An' if config['task'][0] in 'aeiou' else 'A'} {config['task']} classifier "
-             f"(`{config.get('architecture')}`) trained with Triptych on {source}.", "",
+             f"(`{config.get('architecture')}`{describe_size(parameters)}) trained with Triptych on {source}.", "",
              "## Use", "", "```python", "from demo.predictor import Predictor",
              f'predictor = Predictor.load("checkpoints/{config["task"]}/{name}")  # this folder',
              "print(predictor.predict(...))  # a path, an image, a text or audio -> {label: probability}", "```", "",
@@ -109,6 +134,7 @@ def model_card(config: dict, name: str, dataset_id: str | None = None) -> str:
     args = config.get("train_args", {})
     lines += ["", "## Training procedure", "",
               f"- Hardware: {config.get('hardware', '?')}; training time {config.get('training_seconds', '?')} s",
+              f"- Model settings: `{json.dumps(config.get('model', {}), sort_keys=True)}`",
               f"- Package versions: {json.dumps(config.get('versions', {}))}",
               f"- Arguments: `{json.dumps({k: v for k, v in args.items() if v is not None}, sort_keys=True)}`",
               f"- Preprocessing: `{json.dumps(config.get('preprocessing', {}), sort_keys=True)}`", ""]
@@ -119,6 +145,7 @@ def write_model_card(folder, dataset_id: str | None = None) -> Path:
     folder = Path(folder)
     config = ckpt.read_config(folder)
     path = folder / CARD_NAME
-    text = model_card(config, folder.name, dataset_id)
+    weights = folder / ckpt.WEIGHTS_NAME
+    text = model_card(config, folder.name, dataset_id, parameter_count(weights) if weights.is_file() else None)
     ckpt.atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return path
