@@ -4,11 +4,12 @@ and Lookahead, as invariants on tiny inputs."""
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 import torch
 
-from training.engine import Lookahead, make_optimizer
+from training.engine import Lookahead, json_args, make_optimizer
 from training.tasks import image as task
 from training.tasks.image import AirbenchNet, ImageConfig, build_model, init_from_data
 
@@ -124,6 +125,10 @@ def test_widths_set_the_conv_groups_and_default_to_airbench94():
     assert task.config_from_args(image_args("--model", "airbench")).widths == (64, 256, 256)
     # other architectures do not record a setting that does not apply to them
     assert task.config_from_args(image_args("--model", "resnet20", "--widths", "8,8,8")).widths == (64, 256, 256)
+    # recorded in config.json as a list, so the recorded arguments rebuild the same setting
+    recorded = json.loads(json.dumps(json_args(image_args("--model", "airbench", "--widths", "32,96,80"))))
+    assert recorded["widths"] == [32, 96, 80]
+    assert task.config_from_args(argparse.Namespace(**recorded)).widths == (32, 96, 80)
     # checkpoints written before --widths existed load as airbench94's network
     old = task.config_to_dict(ImageConfig(architecture="airbench"))
     del old["widths"]

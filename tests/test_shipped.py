@@ -41,6 +41,18 @@ def test_shipped_checkpoint_is_small_and_loads(name):
 
 
 @pytest.mark.parametrize("name", TARGETS)
+def test_recorded_arguments_rebuild_the_model_settings(name):
+    """config.json's train_args are the run's arguments as values, not their text: read back, they give
+    the model settings the checkpoint loads with (e.g. --widths as three channel counts)."""
+    from training.evaluate import recorded_args
+    from training.tasks import get_task
+
+    config = json.loads((REPO / "checkpoints" / name / "config.json").read_text())
+    task = get_task(config["task"])
+    assert task.config_from_args(recorded_args(config)) == task.config_from_dict(config["model"])
+
+
+@pytest.mark.parametrize("name", TARGETS)
 def test_shipped_checkpoint_records_a_score_near_its_target(name):
     _, accuracy, macro_f1, _ = TARGETS[name]
     config = json.loads((REPO / "checkpoints" / name / "config.json").read_text())

@@ -292,7 +292,10 @@ def hardware(device: torch.device, world: int) -> str:
 
 
 def json_args(args) -> dict:
-    return {k: (v if isinstance(v, (int, float, str, bool, type(None), list)) else str(v))
+    """The arguments as JSON values: tuples (e.g. --widths) become lists, so `recorded_args` gets back
+    values the tasks can use; anything else that JSON cannot hold is recorded as its text."""
+    return {k: (list(v) if isinstance(v, tuple) else
+                v if isinstance(v, (int, float, str, bool, type(None), list)) else str(v))
             for k, v in vars(args).items() if not k.startswith("_") and k != "func"}
 
 
