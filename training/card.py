@@ -133,12 +133,36 @@ def model_card(config: dict, name: str, dataset_id: str | None = None, parameter
     lines += ["", "## Limitations", ""] + [f"- {x}" for x in limitations(config)]
     args = config.get("train_args", {})
     lines += ["", "## Training procedure", "",
-              f"- Hardware: {config.get('hardware', '?')}; training time {config.get('training_seconds', '?')} s",
+              f"- Hardware: {config.get('hardware', '?')}; training time {config.get('training_seconds', '?')} s"
+              + (f" ({total_seconds(config):.1f} s with the runs it started from)" if config.get("init_from") else ""),
+              *lineage(config.get("init_from")),
               f"- Model settings: `{json.dumps(config.get('model', {}), sort_keys=True)}`",
               f"- Package versions: {json.dumps(config.get('versions', {}))}",
               f"- Arguments: `{json.dumps({k: v for k, v in args.items() if v is not None}, sort_keys=True)}`",
               f"- Preprocessing: `{json.dumps(config.get('preprocessing', {}), sort_keys=True)}`", ""]
     return "\n".join(lines)
+
+
+def total_seconds(config: dict) -> float:
+    """Training time of this run and of every run it started from (--init-from)."""
+    total, stage = 0.0, config
+    while stage:
+        total += float(stage.get("training_seconds") or 0)
+        stage = stage.get("init_from")
+    return total
+
+
+def lineage(parent: dict | None) -> list[str]:
+    """Card lines for a run that started from another checkpoint (--init-from), back to a fresh network."""
+    out = []
+    while parent:
+        m = parent.get("metrics", {})
+        args = {k: v for k, v in parent.get("train_args", {}).items() if v is not None}
+        out.append(f"- It started from the checkpoint `{parent.get('checkpoint')}`: {parent.get('training_seconds', '?')} s "
+                   f"on {parent.get('hardware', '?')}, validation accuracy {m.get('accuracy')} at epoch {m.get('epoch')}; "
+                   f"its arguments: `{json.dumps(args, sort_keys=True)}`")
+        parent = parent.get("init_from")
+    return out
 
 
 def write_model_card(folder, dataset_id: str | None = None) -> Path:

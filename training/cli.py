@@ -73,6 +73,10 @@ def add_common_arguments(p: argparse.ArgumentParser, task_name: str, defaults: d
     t.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: cuda, then mps, then cpu)")
     t.add_argument("--threads", type=int, default=0, help="CPU threads for torch; 0 = torch's default")
     t.add_argument("--output", default=None, help=f"checkpoint folder (default: checkpoints/{task_name}/<dataset name>)")
+    t.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="start from the weights of this checkpoint folder (same task, labels and model "
+                        "arguments; its tokenizer too) instead of a fresh network, with a new optimiser and "
+                        "schedule, e.g. a second, regularised run on top of a first")
     t.add_argument("--resume", action="store_true",
                    help="continue from the resume state in --output (after a crash or Ctrl-C)")
     t.add_argument("--quiet", action="store_true", help="no progress bars or summaries")

@@ -1,11 +1,12 @@
 """The one training loop, for every task: read it top to bottom.
 
 `run(args, task)` loads the data (training/data.py), decodes it once into tensors (training/cache.py),
-builds the task's model, and trains it epoch by epoch: SGD or AdamW with a warm-up + linear-decay
-schedule (optionally with airbench's Lookahead), bf16 autocast and channels_last on CUDA (and on CPUs with
-bf16 units, by --precision bf16), a finite-loss check, validation accuracy / macro-F1 /
-per-label scores after every epoch, the best checkpoint kept, resume state written atomically after
-every epoch, early stopping, and DistributedDataParallel when started by torchrun.
+builds the task's model (fresh, or from an earlier checkpoint's weights with --init-from), and trains it
+epoch by epoch: SGD or AdamW with a warm-up + linear-decay schedule (optionally with airbench's
+Lookahead), bf16 autocast and channels_last on CUDA (and on CPUs with bf16 units, by --precision bf16), a
+finite-loss check, validation accuracy / macro-F1 / per-label scores after every epoch, the best
+checkpoint kept, resume state written atomically after every epoch, early stopping, and
+DistributedDataParallel when started by torchrun.
 
 Randomness is derived from (seed, epoch) at the start of every epoch, so a run resumed from the state
 saved after epoch k repeats epochs k+1... exactly as the uninterrupted run does.
@@ -311,6 +312,50 @@ def load_task_splits(task, args, dataset: str | None = None):
                        adapt=getattr(task, "adapt_dataset", None), args=args)
 
 
+CARVE_ARGS = ("train_split", "val_fraction", "group_column", "seed")   # which rows a carved validation split holds
+
+
+def start_from_checkpoint(task, config, folder, labels: list, args) -> tuple:
+    """--init-from: (the model settings of the checkpoint in `folder`, what it recorded). The model
+    arguments of this run (`config`) must describe the same network; only the task's TRAIN_FIELDS
+    (augmentation, dropout...) are this run's. The tokenizer or other extra files come from `folder`.
+    On the same dataset, a validation split carved from train must be carved the same way: otherwise this
+    run would train on rows the checkpoint was validated on, and validate on rows it learned."""
+    from dataclasses import fields
+
+    recorded = ckpt.read_config(folder)
+    if recorded.get("task") != task.NAME:
+        raise TrainingError(f"--init-from {folder}: a {recorded.get('task')} checkpoint, not "
+                            f"{'an' if task.NAME[0] in 'aeiou' else 'a'} {task.NAME} one.")
+    if list(recorded.get("labels", [])) != list(labels):
+        raise TrainingError(f"--init-from {folder}: its labels {recorded.get('labels')} are not this dataset's "
+                            f"{list(labels)}; it can only continue on data with the same labels.")
+    parent_args, parent_data = recorded.get("train_args", {}), recorded.get("dataset", {})
+    if (args.eval_split is None and parent_data.get("id") == args.dataset
+            and "held out" in str(parent_data.get("validation_split", ""))):
+        moved = [f"--{k.replace('_', '-')} {parent_args.get(k)!r} (this run: {getattr(args, k)!r})" for k in CARVE_ARGS
+                 if k in parent_args and parent_args[k] != getattr(args, k)]
+        if moved:
+            raise TrainingError(f"--init-from {folder}: it held out its validation rows with other arguments: "
+                                f"{'; '.join(moved)}. This run would train on rows that checkpoint was validated "
+                                "on and validate on rows it learned; give the same arguments.")
+    start = task.config_from_dict(recorded["model"])
+    train_fields = getattr(task, "TRAIN_FIELDS", ())
+    fitted = getattr(task, "FITTED_FIELDS", ())
+    differ = [f"{f.name} {getattr(start, f.name)!r} (this run: {getattr(config, f.name)!r})" for f in fields(config)
+              if f.compare and f.name not in train_fields + fitted and getattr(start, f.name) != getattr(config, f.name)]
+    if differ:
+        raise TrainingError(f"--init-from {folder}: give the model arguments it was trained with; its settings "
+                            f"differ in {'; '.join(differ)}.")
+    task.load_extra(start, folder)
+    for name in train_fields:
+        setattr(start, name, getattr(config, name))
+    keep = ("architecture", "train_args", "training_seconds", "hardware", "init_from")
+    parent = {"checkpoint": str(folder), **{k: recorded[k] for k in keep if k in recorded},
+              "metrics": {k: recorded.get("metrics", {}).get(k) for k in ("accuracy", "macro_f1", "epoch")}}
+    return start, parent
+
+
 def run(args, task) -> dict:
     """Train `task` as `args` say; returns the final metrics (the best epoch's)."""
     t0 = time.perf_counter()
@@ -325,10 +370,14 @@ def run(args, task) -> dict:
     if main:
         ckpt.remove_stale_temporaries(out)   # from a save that was killed half-way
     resume = ckpt.load_resume(out) if args.resume else None
+    parent_folder = getattr(args, "init_from", None)
+    parent = None   # --init-from: what the starting checkpoint recorded (kept in this one's config.json)
     if resume is not None:
         config = task.config_from_dict(resume["task_config"])
         task.load_extra(config, out)
     else:
+        if parent_folder is not None:
+            config, parent = start_from_checkpoint(task, config, parent_folder, labels, args)
         config = task.fit(config, splits.train[splits.input_column])
         if main:
             task.save_extra(config, out)
@@ -338,7 +387,10 @@ def run(args, task) -> dict:
               f"{len(labels)} labels, device {hardware(device, world)}", file=sys.stderr)
     # The model first: a missing pretrained download fails now, not after minutes of decoding.
     torch.manual_seed(args.seed)
-    model = task.build_model(config, len(labels), pretrained=getattr(config, "pretrained", False) and resume is None)
+    fresh = resume is None and parent_folder is None
+    model = task.build_model(config, len(labels), pretrained=getattr(config, "pretrained", False) and fresh)
+    if resume is None and parent_folder is not None:
+        model.load_state_dict(ckpt.read_weights(parent_folder))
     model.to(device)
     # Rank 0 decodes first and fills the disk cache; the other ranks then read it.
     if not main:
@@ -351,7 +403,7 @@ def run(args, task) -> dict:
         barrier()
     train_x, val_x = to_device_cache(train_x, device), to_device_cache(val_x, device)
 
-    if resume is None and hasattr(task, "init_from_data"):
+    if fresh and hasattr(task, "init_from_data"):
         task.init_from_data(model, config, train_x)   # e.g. airbench's whitening filters; resume restores them
     if task.NAME == "image" and (device.type == "cuda" or use_bf16(args.precision, device)):
         model = model.to(memory_format=torch.channels_last)   # what oneDNN / cuDNN's fast bf16 kernels want
@@ -370,6 +422,7 @@ def run(args, task) -> dict:
         if lookahead is not None and resume.get("lookahead") is not None:
             lookahead.load_state_dict(resume["lookahead"])
         start_epoch, history, stale = int(resume["epoch"]), list(resume["history"]), int(resume["stale"])
+        parent = resume.get("parent")
         best = resume.get("best")
         if main and not args.quiet:
             print(f"[triptych] resuming after epoch {start_epoch} from {out / ckpt.RESUME_NAME}", file=sys.stderr)
@@ -400,11 +453,11 @@ def run(args, task) -> dict:
         if main:
             if improved:
                 ckpt.save_checkpoint(out, model, checkpoint_config(task, config, splits, best, args, device, world,
-                                                                   time.perf_counter() - t0))
+                                                                   time.perf_counter() - t0, parent))
             ckpt.save_resume(out, {"model": {k: v.cpu() for k, v in model.state_dict().items()},
                                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                    "epoch": epoch + 1, "history": history, "best": best, "stale": stale,
-                                   "task_config": task.config_to_dict(config),
+                                   "task_config": task.config_to_dict(config), "parent": parent,
                                    "lookahead": lookahead.state_dict() if lookahead is not None else None})
         epochs_bar.set_postfix(val_acc=f"{scores['accuracy']:.4f}", best=f"{best['accuracy']:.4f}")
         if args.patience and stale >= args.patience:
@@ -431,10 +484,11 @@ def run(args, task) -> dict:
     return summary
 
 
-def checkpoint_config(task, config, splits, best, args, device, world, seconds) -> dict:
+def checkpoint_config(task, config, splits, best, args, device, world, seconds, parent=None) -> dict:
     metrics = {k: v for k, v in best.items() if k != "confusion"}
     return {"task": task.NAME, "architecture": getattr(config, "architecture", task.NAME),
             "labels": list(splits.labels), "model": task.config_to_dict(config),
             "preprocessing": task.preprocessing(config), "metrics": metrics, "dataset": splits.info,
             "train_args": json_args(args), "versions": versions(), "hardware": hardware(device, world),
-            "training_seconds": round(seconds, 1), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "training_seconds": round(seconds, 1), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **({"init_from": parent} if parent else {})}

@@ -37,6 +37,9 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 
 # Engine defaults for this task: SGD + Nesterov with a one-cycle schedule is the standard CIFAR recipe
 # (torchvision references, airbench); label smoothing 0.1 adds about half a point at short schedules.
+# Settings that only change training, not the model: --init-from takes them from this run's arguments.
+TRAIN_FIELDS = ("augment", "crop_padding", "cutout")
+
 DEFAULTS = dict(epochs=15, batch_size=128, lr=0.1, weight_decay=5e-4, optimizer="sgd", label_smoothing=0.1,
                 warmup_fraction=0.15)
 
@@ -56,6 +59,7 @@ class ImageConfig:
     crop_padding: int = 0            # pixels of reflect padding for the random crop; 0 = image_size / 8
     tta: int = 0                     # airbench only: test-time views (0 none, 1 + mirror, 2 + shifted mirrors)
     widths: tuple = (64, 256, 256)   # airbench only: channels of its three conv groups (airbench94's)
+    cutout: int = 0                  # train time: side of a random square set to the mean colour; 0 = off
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
 
@@ -74,6 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     g.add_argument("--crop-padding", type=int, default=0,
                    help="random-crop translation in pixels; 0 = a eighth of --image-size (default: %(default)s)")
+    g.add_argument("--cutout", type=int, default=0, metavar="PIXELS",
+                   help="train-time cutout (DeVries & Taylor, 2017): a random square of this side inside each "
+                        "image is set to the mean colour; airbench96 uses 12 at 32x32 (default: off)")
     g.add_argument("--tta", type=int, default=2, choices=(0, 1, 2),
                    help="airbench only: average the logits over the mirror (1) and one-pixel shifts (2) in "
                         "eval, in validation and in the demo alike (default: %(default)s)")
@@ -99,8 +106,11 @@ def config_from_args(args: argparse.Namespace) -> ImageConfig:
                          f"{', '.join(TORCHVISION_ARCHITECTURES)} or train it from scratch.")
     if args.image_size < 8:
         raise ValueError(f"--image-size {args.image_size}: must be at least 8.")
+    if not 0 <= args.cutout <= args.image_size:
+        raise ValueError(f"--cutout {args.cutout}: choose from 0 (off) to --image-size ({args.image_size}).")
     return ImageConfig(architecture=args.model, image_size=args.image_size, width=args.width,
                        pretrained=args.pretrained, augment=args.augment, crop_padding=args.crop_padding,
+                       cutout=args.cutout,
                        tta=args.tta if args.model == "airbench" else 0,
                        widths=tuple(args.widths) if args.model == "airbench" else ImageConfig.widths,
                        small_input_stem=args.model == "resnet18" and not args.pretrained and args.image_size <= 64)
@@ -264,6 +274,19 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 0) 
     return out.round().to(torch.uint8)
 
 
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Per-sample cutout on a normalised batch: a `size` x `size` square, wholly inside the image at a
+    random place, set to 0 (the mean colour)."""
+    b, _, h, w = x.shape
+    top = torch.randint(0, h - size + 1, (b,), generator=generator).to(x.device)
+    left = torch.randint(0, w - size + 1, (b,), generator=generator).to(x.device)
+    rows = torch.arange(h, device=x.device)[None, :, None]
+    cols = torch.arange(w, device=x.device)[None, None, :]
+    inside = ((rows >= top[:, None, None]) & (rows < (top + size)[:, None, None])
+              & (cols >= left[:, None, None]) & (cols < (left + size)[:, None, None]))
+    return x.masked_fill(inside[:, None], 0.0)
+
+
 def trivial_augment(x: torch.Tensor) -> torch.Tensor:
     from torchvision.transforms import v2
 
@@ -277,7 +300,10 @@ def make_batch(config: ImageConfig, data: torch.Tensor, lengths: torch.Tensor, *
         if config.augment == "trivialaugment":
             data = trivial_augment(data)
         data = random_crop_flip(data, generator, config.crop_padding)
-    return (normalize(config, data),)
+    x = normalize(config, data)
+    if train and config.cutout:
+        x = cutout(x, config.cutout, generator)
+    return (x,)
 
 
 # ------------------------------------------------------------------------------------------------ models

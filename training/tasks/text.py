@@ -44,6 +44,10 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 # clipping the gradient norm at 1 is the usual guard against exploding recurrent gradients; class weights
 # on because text datasets are often skewed (dair-ai/emotion: 34% joy, 4% surprise), which costs little
 # accuracy and lifts macro-F1 (--no-class-weights turns them off).
+# --init-from: settings that only change training (this run's arguments), and those `fit` derives from data.
+TRAIN_FIELDS = ("dropout", "token_dropout")
+FITTED_FIELDS = ("vocab_size",)
+
 DEFAULTS = dict(epochs=8, batch_size=64, lr=3e-3, weight_decay=0.01, optimizer="adamw", label_smoothing=0.0,
                 warmup_fraction=0.05, grad_clip=1.0, class_weights=True)
 
@@ -155,8 +159,12 @@ def new_tokenizer():
 
 
 def fit(config: TextConfig, train_inputs) -> TextConfig:
-    """Train the WordPiece tokenizer on the training texts; `vocab_size` becomes its actual size."""
+    """Train the WordPiece tokenizer on the training texts; `vocab_size` becomes its actual size. A
+    tokenizer already loaded (--init-from) is kept: the embeddings it starts from are indexed by it."""
     from tokenizers import trainers
+
+    if config.tokenizer is not None:
+        return config
 
     tokenizer = new_tokenizer()
     # min_frequency 2: words seen once are spelled with sub-word pieces instead of taking a slot of their own.
