@@ -131,11 +131,12 @@ def model_card(config: dict, name: str, dataset_id: str | None = None, parameter
     for label, s in m.get("per_label", {}).items():
         lines.append(f"| {label} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |")
     lines += ["", "## Limitations", ""] + [f"- {x}" for x in limitations(config)]
-    args = config.get("train_args", {})
+    args, runs = config.get("train_args", {}), stages(config)
     lines += ["", "## Training procedure", "",
               f"- Hardware: {config.get('hardware', '?')}; training time {config.get('training_seconds', '?')} s"
-              + (f" ({total_seconds(config):.1f} s with the runs it started from)" if config.get("init_from") else ""),
-              *lineage(config.get("init_from")),
+              + (f" ({sum(float(r.get('training_seconds') or 0) for r in runs):.1f} s with the runs it started from)"
+                 if len(runs) > 1 else ""),
+              *lineage(runs),
               f"- Model settings: `{json.dumps(config.get('model', {}), sort_keys=True)}`",
               f"- Package versions: {json.dumps(config.get('versions', {}))}",
               f"- Arguments: `{json.dumps({k: v for k, v in args.items() if v is not None}, sort_keys=True)}`",
@@ -143,25 +144,24 @@ def model_card(config: dict, name: str, dataset_id: str | None = None, parameter
     return "\n".join(lines)
 
 
-def total_seconds(config: dict) -> float:
-    """Training time of this run and of every run it started from (--init-from)."""
-    total, stage = 0.0, config
-    while stage:
-        total += float(stage.get("training_seconds") or 0)
-        stage = stage.get("init_from")
-    return total
+def stages(config: dict) -> list[dict]:
+    """The records of this run and of the runs it started from (--init-from, nested in config.json),
+    newest first."""
+    out = [config]
+    while out[-1].get("init_from"):
+        out.append(out[-1]["init_from"])
+    return out
 
 
-def lineage(parent: dict | None) -> list[str]:
-    """Card lines for a run that started from another checkpoint (--init-from), back to a fresh network."""
+def lineage(runs: list[dict]) -> list[str]:
+    """Card lines for the earlier runs in `stages(config)`, back to the one that started afresh."""
     out = []
-    while parent:
+    for parent in runs[1:]:
         m = parent.get("metrics", {})
         args = {k: v for k, v in parent.get("train_args", {}).items() if v is not None}
         out.append(f"- It started from the checkpoint `{parent.get('checkpoint')}`: {parent.get('training_seconds', '?')} s "
                    f"on {parent.get('hardware', '?')}, validation accuracy {m.get('accuracy')} at epoch {m.get('epoch')}; "
                    f"its arguments: `{json.dumps(args, sort_keys=True)}`")
-        parent = parent.get("init_from")
     return out
 
 

@@ -35,11 +35,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 MAX_PIXELS = 50_000_000
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
-# Engine defaults for this task: SGD + Nesterov with a one-cycle schedule is the standard CIFAR recipe
-# (torchvision references, airbench); label smoothing 0.1 adds about half a point at short schedules.
 # Settings that only change training, not the model: --init-from takes them from this run's arguments.
 TRAIN_FIELDS = ("augment", "crop_padding", "cutout")
 
+# Engine defaults for this task: SGD + Nesterov with a one-cycle schedule is the standard CIFAR recipe
+# (torchvision references, airbench); label smoothing 0.1 adds about half a point at short schedules.
 DEFAULTS = dict(epochs=15, batch_size=128, lr=0.1, weight_decay=5e-4, optimizer="sgd", label_smoothing=0.1,
                 warmup_fraction=0.15)
 

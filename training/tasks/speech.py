@@ -57,12 +57,12 @@ COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go
 SILENCE, UNKNOWN = "_silence_", "_unknown_"
 KEYWORD_LABELS = (*COMMANDS, SILENCE, UNKNOWN)
 
-# Engine defaults: AdamW at 3e-3 with a short warm-up trains the recurrent layer stably from scratch in
-# tens of epochs; gradient clipping guards the GRU against the occasional exploding step.
 # --init-from: settings that only change training (dropout and augmentation), taken from this run's arguments.
 TRAIN_FIELDS = ("dropout", "time_shift_ms", "noise_prob", "snr_db", "stretch", "time_stretch", "freq_mask",
                 "time_mask")
 
+# Engine defaults: AdamW at 3e-3 with a short warm-up trains the recurrent layer stably from scratch in
+# tens of epochs; gradient clipping guards the GRU against the occasional exploding step.
 DEFAULTS = dict(epochs=40, batch_size=64, lr=3e-3, weight_decay=0.05, optimizer="adamw", label_smoothing=0.1,
                 warmup_fraction=0.1, grad_clip=5.0, class_weights=False)
 

@@ -40,14 +40,14 @@ PAD_ID, UNK_ID = 0, 1
 CHARS_PER_TOKEN = 64
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
-# Engine defaults: AdamW at 3e-3 with warm-up and linear decay trains a small bi-GRU in a few epochs;
-# clipping the gradient norm at 1 is the usual guard against exploding recurrent gradients; class weights
-# on because text datasets are often skewed (dair-ai/emotion: 34% joy, 4% surprise), which costs little
-# accuracy and lifts macro-F1 (--no-class-weights turns them off).
 # --init-from: settings that only change training (this run's arguments), and those `fit` derives from data.
 TRAIN_FIELDS = ("dropout", "token_dropout")
 FITTED_FIELDS = ("vocab_size",)
 
+# Engine defaults: AdamW at 3e-3 with warm-up and linear decay trains a small bi-GRU in a few epochs;
+# clipping the gradient norm at 1 is the usual guard against exploding recurrent gradients; class weights
+# on because text datasets are often skewed (dair-ai/emotion: 34% joy, 4% surprise), which costs little
+# accuracy and lifts macro-F1 (--no-class-weights turns them off).
 DEFAULTS = dict(epochs=8, batch_size=64, lr=3e-3, weight_decay=0.01, optimizer="adamw", label_smoothing=0.0,
                 warmup_fraction=0.05, grad_clip=1.0, class_weights=True)
 
