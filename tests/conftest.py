@@ -289,6 +289,13 @@ def make_image_parquet(root: Path, train_per_label: int = 16, val_per_label: int
 
 
 @pytest.fixture(scope="module")
+def colours_parquet(tmp_path_factory) -> Path:
+    """A tiny image dataset in Hub layout, one per test module: 3 labels; train 8 rows each, validation 3
+    rows each."""
+    return make_image_parquet(tmp_path_factory.mktemp("hub") / "colours", train_per_label=8, val_per_label=3)
+
+
+@pytest.fixture(scope="module")
 def torch_one_thread():
     """One intra-op thread for tiny models: on a busy machine torch's spinning worker threads make a
     16-pixel batch take seconds instead of milliseconds (measured: an epoch 15 s with 2 threads, 0.13 s with 1)."""

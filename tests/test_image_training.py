@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import IMAGE_LABELS, make_image_parquet, make_imagefolder, image_png, write_image_parquet
+from conftest import IMAGE_LABELS, make_imagefolder, image_png, write_image_parquet
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -35,15 +35,9 @@ def train(dataset, output, *extra) -> dict:
 
 
 @pytest.fixture(scope="module")
-def parquet_dataset(tmp_path_factory) -> Path:
-    """3 labels; train 8 rows each, validation 3 rows each."""
-    return make_image_parquet(tmp_path_factory.mktemp("hub") / "colours", train_per_label=8, val_per_label=3)
-
-
-@pytest.fixture(scope="module")
-def parquet_run(parquet_dataset, tmp_path_factory):
+def parquet_run(colours_parquet, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "parquet"
-    return train(parquet_dataset, out, "--epochs", "1"), out
+    return train(colours_parquet, out, "--epochs", "1"), out
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +110,9 @@ def test_imagefolder_run(folder_run):
     assert config["dataset"]["validation_split"].startswith("train (held out 0.1")
 
 
-def test_parquet_run(parquet_run, parquet_dataset):
+def test_parquet_run(parquet_run, colours_parquet):
     summary, out = parquet_run
-    check_run_folder(out, summary, dataset=str(parquet_dataset), labels=list(IMAGE_LABELS), num_train=24, num_val=9)
+    check_run_folder(out, summary, dataset=str(colours_parquet), labels=list(IMAGE_LABELS), num_train=24, num_val=9)
     config = json.loads((out / "config.json").read_text())
     assert config["dataset"]["validation_split"] == "validation"
 
@@ -148,9 +142,9 @@ AIRBENCH = ("--model", "airbench", "--lookahead", "--norm-lr-scale", "8", "--mom
 
 
 @pytest.mark.parametrize("recipe", [(), AIRBENCH], ids=["resnet20", "airbench"])
-def test_resume_continues_from_the_saved_epoch(parquet_dataset, tmp_path, monkeypatch, recipe):
+def test_resume_continues_from_the_saved_epoch(colours_parquet, tmp_path, monkeypatch, recipe):
     args = ("--epochs", "3", "--seed", "5", *recipe)
-    whole = train(parquet_dataset, tmp_path / "whole", *args)
+    whole = train(colours_parquet, tmp_path / "whole", *args)
 
     # The same run, interrupted (Ctrl-C) during the validation of epoch 2.
     real_evaluate, calls = engine.evaluate, []
@@ -164,7 +158,7 @@ def test_resume_continues_from_the_saved_epoch(parquet_dataset, tmp_path, monkey
     with monkeypatch.context() as mp:
         mp.setattr(engine, "evaluate", evaluate_then_interrupt)
         with pytest.raises(SystemExit) as info:
-            train(parquet_dataset, tmp_path / "cut", *args)
+            train(colours_parquet, tmp_path / "cut", *args)
     assert "--resume" in str(info.value.code)
     state = load_resume(tmp_path / "cut")
     assert state["epoch"] == 1 and [h["epoch"] for h in state["history"]] == [1]
@@ -177,7 +171,7 @@ def test_resume_continues_from_the_saved_epoch(parquet_dataset, tmp_path, monkey
         return real_train(*a, **k)
 
     monkeypatch.setattr(engine, "train_one_epoch", recording_train)
-    resumed = train(parquet_dataset, tmp_path / "cut", *args, "--resume")
+    resumed = train(colours_parquet, tmp_path / "cut", *args, "--resume")
     assert trained == [2, 3]
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
     assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["history"] == resumed["history"]
@@ -195,8 +189,8 @@ def test_resume_continues_from_the_saved_epoch(parquet_dataset, tmp_path, monkey
         assert torch.allclose(best_a[name].double(), best_b[name].double(), rtol=0, atol=1e-6), name
 
 
-def test_resume_without_state_starts_afresh(parquet_dataset, tmp_path):
-    summary = train(parquet_dataset, tmp_path / "new", "--epochs", "1", "--resume")
+def test_resume_without_state_starts_afresh(colours_parquet, tmp_path):
+    summary = train(colours_parquet, tmp_path / "new", "--epochs", "1", "--resume")
     assert [h["epoch"] for h in summary["history"]] == [1]
 
 
@@ -217,7 +211,7 @@ def test_patience_stops_when_validation_accuracy_cannot_improve(tmp_path):
 
 # ------------------------------------------------------------------------------------------ NaN loss
 
-def test_nan_loss_stops_with_a_message_and_keeps_the_previous_checkpoint(parquet_dataset, tmp_path, monkeypatch):
+def test_nan_loss_stops_with_a_message_and_keeps_the_previous_checkpoint(colours_parquet, tmp_path, monkeypatch):
     out = tmp_path / "out"
     real_evaluate, real_make_batch = engine.evaluate, image_task.make_batch
     state = {"evaluated": 0, "snapshot": None}
@@ -238,7 +232,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_previous_checkpoint(parquet
     monkeypatch.setattr(engine, "evaluate", evaluate)
     monkeypatch.setattr(image_task, "make_batch", make_batch)
     with pytest.raises(SystemExit) as info:
-        train(parquet_dataset, out, "--epochs", "3")
+        train(colours_parquet, out, "--epochs", "3")
     message = str(info.value.code)
     assert "loss became nan" in message and "epoch 2" in message and "--lr" in message
     assert state["snapshot"] is not None
@@ -250,9 +244,9 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_previous_checkpoint(parquet
     assert all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point())
 
 
-def test_diverging_learning_rate_stops_with_a_message(parquet_dataset, tmp_path):
+def test_diverging_learning_rate_stops_with_a_message(colours_parquet, tmp_path):
     with pytest.raises(SystemExit) as info:
-        train(parquet_dataset, tmp_path / "out", "--epochs", "2", "--lr", "1e30")
+        train(colours_parquet, tmp_path / "out", "--epochs", "2", "--lr", "1e30")
     message = str(info.value.code)
     assert "loss became" in message and "epoch 1" in message and "lower --lr" in message
     assert not (tmp_path / "out" / "model.safetensors").exists()    # nothing good to keep, nothing bad saved
@@ -260,7 +254,7 @@ def test_diverging_learning_rate_stops_with_a_message(parquet_dataset, tmp_path)
 
 # ------------------------------------------------------------------------------------ pretrained offline
 
-def test_pretrained_offline_is_a_clear_error_never_a_random_init(parquet_dataset, tmp_path, monkeypatch):
+def test_pretrained_offline_is_a_clear_error_never_a_random_init(colours_parquet, tmp_path, monkeypatch):
     torch_home = tmp_path / "torch_home"
     torch_home.mkdir()
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
@@ -278,7 +272,7 @@ def test_pretrained_offline_is_a_clear_error_never_a_random_init(parquet_dataset
 
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as info:
-        train(parquet_dataset, out, "--epochs", "1", "--model", "mobilenet_v3_small", "--pretrained")
+        train(colours_parquet, out, "--epochs", "1", "--model", "mobilenet_v3_small", "--pretrained")
     message = str(info.value.code)
     assert message.startswith("error: --pretrained") and "offline" in message
     assert "without --pretrained" in message and str(torch_home) in message
@@ -286,15 +280,15 @@ def test_pretrained_offline_is_a_clear_error_never_a_random_init(parquet_dataset
     assert not list(torch_home.rglob("*.pth"))
 
     with pytest.raises(SystemExit, match="resnet20 has no pretrained weights"):
-        train(parquet_dataset, out, "--epochs", "1", "--pretrained")
+        train(colours_parquet, out, "--epochs", "1", "--pretrained")
 
 
 # ------------------------------------------------------------------------------------------- evaluate
 
-def test_evaluate_prints_one_json_object_and_writes_reports(parquet_run, parquet_dataset, tmp_path, capsys):
+def test_evaluate_prints_one_json_object_and_writes_reports(parquet_run, colours_parquet, tmp_path, capsys):
     _, out = parquet_run
     capsys.readouterr()
-    report = main(["evaluate", "--checkpoint", str(out), "--dataset", str(parquet_dataset), "--split", "validation",
+    report = main(["evaluate", "--checkpoint", str(out), "--dataset", str(colours_parquet), "--split", "validation",
                    "--workers", "0", "--report-dir", str(tmp_path / "report")])
     printed = json.loads(capsys.readouterr().out)      # the whole of stdout is one JSON object
     assert printed == json.loads(json.dumps(report))
@@ -308,15 +302,15 @@ def test_evaluate_prints_one_json_object_and_writes_reports(parquet_run, parquet
     with Image.open(tmp_path / "report" / "confusion_matrix.png") as im:
         assert im.format == "PNG"
 
-    main(["evaluate", "--checkpoint", str(out), "--dataset", str(parquet_dataset), "--split", "train",
+    main(["evaluate", "--checkpoint", str(out), "--dataset", str(colours_parquet), "--split", "train",
           "--workers", "0", "--max-samples", "10"])
     assert json.loads(capsys.readouterr().out)["num_examples"] == 10
 
 
-def test_evaluate_errors_are_clear(parquet_run, parquet_dataset, tmp_path):
+def test_evaluate_errors_are_clear(parquet_run, colours_parquet, tmp_path):
     _, out = parquet_run
     with pytest.raises(SystemExit, match="no 'test' split"):
-        main(["evaluate", "--checkpoint", str(out), "--dataset", str(parquet_dataset), "--split", "test",
+        main(["evaluate", "--checkpoint", str(out), "--dataset", str(colours_parquet), "--split", "test",
               "--workers", "0"])
     with pytest.raises(SystemExit, match="config.json: missing"):
-        main(["evaluate", "--checkpoint", str(tmp_path), "--dataset", str(parquet_dataset), "--workers", "0"])
+        main(["evaluate", "--checkpoint", str(tmp_path), "--dataset", str(colours_parquet), "--workers", "0"])

@@ -42,27 +42,22 @@ def trained_tensors(folder: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return make_image_parquet(tmp_path_factory.mktemp("hub") / "colours", train_per_label=8, val_per_label=3)
-
-
-@pytest.fixture(scope="module")
-def first(dataset, tmp_path_factory) -> Path:
+def first(colours_parquet, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "first"
-    train(dataset, out)
+    train(colours_parquet, out)
     return out
 
 
-def test_the_run_starts_from_the_checkpoints_weights_and_records_it(dataset, first, tmp_path):
+def test_the_run_starts_from_the_checkpoints_weights_and_records_it(colours_parquet, first, tmp_path):
     second = tmp_path / "second"
-    train(dataset, second, "--init-from", str(first), "--cutout", "4", "--seed", "3", *FROZEN)
+    train(colours_parquet, second, "--init-from", str(first), "--cutout", "4", "--seed", "3", *FROZEN)
     start = trained_tensors(first)
     assert trained_tensors(second).keys() == start.keys()
     for name, tensor in trained_tensors(second).items():
         assert torch.equal(tensor, start[name]), name
     # without --init-from the same arguments start from a fresh network
     fresh = tmp_path / "fresh"
-    train(dataset, fresh, "--seed", "3", *FROZEN)
+    train(colours_parquet, fresh, "--seed", "3", *FROZEN)
     assert any(not torch.equal(t, start[k]) for k, t in trained_tensors(fresh).items())
 
     config = json.loads((second / "config.json").read_text())
@@ -81,8 +76,8 @@ def test_the_run_starts_from_the_checkpoints_weights_and_records_it(dataset, fir
     assert f"training time {config['training_seconds']} s ({total:.1f} s with the runs it started from)" in card
 
 
-def test_the_model_arguments_must_match_the_checkpoint(dataset, first, tmp_path):
-    message = refused(dataset, tmp_path / "x", "--init-from", str(first), "--width", "16")
+def test_the_model_arguments_must_match_the_checkpoint(colours_parquet, first, tmp_path):
+    message = refused(colours_parquet, tmp_path / "x", "--init-from", str(first), "--width", "16")
     assert message.startswith(f"error: --init-from {first}: give the model arguments it was trained with")
     assert message.endswith("differ in width 8 (this run: 16).")
 
@@ -117,8 +112,8 @@ def test_a_checkpoint_of_other_labels_or_another_task_is_refused(first, tmp_path
     assert "a text checkpoint, not an image one" in refused(other, tmp_path / "y", "--init-from", str(tmp_path / "text"))
 
 
-def test_a_missing_checkpoint_is_a_clear_error(dataset, tmp_path):
-    message = refused(dataset, tmp_path / "x", "--init-from", str(tmp_path / "nowhere"))
+def test_a_missing_checkpoint_is_a_clear_error(colours_parquet, tmp_path):
+    message = refused(colours_parquet, tmp_path / "x", "--init-from", str(tmp_path / "nowhere"))
     assert str(tmp_path / "nowhere") in message and "config.json" in message
 
 

@@ -21,7 +21,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import REPO, image_rows, make_image_parquet, write_image_parquet
+from conftest import REPO, image_rows, write_image_parquet
 from training.checkpoint import load_resume
 
 ARGS = ["--image-size", "16", "--batch-size", "8", "--workers", "0", "--threads", "1", "--quiet", "--width", "8",
@@ -93,15 +93,10 @@ def run_until_killed(where: str, dataset: Path, out: Path, *extra: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return make_image_parquet(tmp_path_factory.mktemp("faults") / "colours", train_per_label=8, val_per_label=3)
-
-
-@pytest.fixture(scope="module")
-def whole(dataset, tmp_path_factory) -> Path:
+def whole(colours_parquet, tmp_path_factory) -> Path:
     """The uninterrupted run."""
     out = tmp_path_factory.mktemp("whole") / "run"
-    r = cli("image", "--dataset", str(dataset), "--output", str(out), *ARGS)
+    r = cli("image", "--dataset", str(colours_parquet), "--output", str(out), *ARGS)
     assert r.returncode == 0, r.stderr[-2000:]
     return out
 
@@ -112,12 +107,12 @@ def assert_same_weights(a: dict, b: dict) -> None:
         assert torch.allclose(a[name].double(), b[name].double(), rtol=0, atol=1e-6), name
 
 
-def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(dataset, whole, tmp_path):
+def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(colours_parquet, whole, tmp_path):
     out = tmp_path / "cut"
-    run_until_killed("step", dataset, out)
+    run_until_killed("step", colours_parquet, out)
     state = load_resume(out)
     assert state["epoch"] == 1     # killed in epoch 2: only epoch 1 was saved
-    r = cli("image", "--dataset", str(dataset), "--output", str(out), *ARGS, "--resume")
+    r = cli("image", "--dataset", str(colours_parquet), "--output", str(out), *ARGS, "--resume")
     assert r.returncode == 0, r.stderr[-2000:]
     assert [h["epoch"] for h in load_resume(out)["history"]] == [1, 2, 3]
     assert_same_weights(load_resume(whole)["model"], load_resume(out)["model"])
@@ -125,11 +120,11 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(dataset, whole, tm
 
 
 @pytest.mark.parametrize("where,name", [("save_weights", "model.safetensors"), ("save_resume", "resume.pt")])
-def test_a_kill_during_a_save_leaves_the_previous_file(dataset, whole, tmp_path, where, name):
+def test_a_kill_during_a_save_leaves_the_previous_file(colours_parquet, whole, tmp_path, where, name):
     out = tmp_path / "run"
     shutil.copytree(whole, out)
     before = (out / name).read_bytes()
-    run_until_killed(where, dataset, out)      # a new run into the same folder, killed inside its first save
+    run_until_killed(where, colours_parquet, out)   # a new run into the same folder, killed inside its first save
     assert (out / name).read_bytes() == before, f"{name} was changed by a save that did not finish"
     # Both files still load, and a resumed run completes.
     from training.checkpoint import load_model
