@@ -142,10 +142,11 @@ def latency(client, tab: str, n: int) -> tuple[list[float], list[float]]:
 
 def bare(tab: str, n: int, checkpoints: Path) -> tuple[list[float], float]:
     """(ms per Predictor.predict, CPU seconds per call) in this process, as the endpoint calls it."""
-    from demo.predictor import DEFAULT_MODELS, Predictor
+    from demo.predictor import Predictor
+    from training.tasks import get_task
     from training.tasks import text as text_task
 
-    predictor = Predictor.load(checkpoints / tab / DEFAULT_MODELS[tab], "cpu")
+    predictor = Predictor.load(checkpoints / tab / get_task(tab).default_model, "cpu")
     raw = str(INPUTS[tab]) if tab != "text" else INPUTS[tab]
 
     def call():

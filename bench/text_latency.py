@@ -37,7 +37,6 @@ def main() -> None:
     import torch
 
     from demo.predictor import Predictor
-    from training.tasks import text
 
     p = argparse.ArgumentParser()
     p.add_argument("checkpoint", nargs="?", default="checkpoints/text/emotion")
@@ -49,8 +48,7 @@ def main() -> None:
     timed(predictor.predict, SENTENCES, 10)   # warm-up: first calls allocate
     print(f"{args.checkpoint} on cpu, {args.threads} thread(s)")
     report("predict (one sentence)", timed(predictor.predict, SENTENCES, args.repeats))
-    explain = lambda s: text.explain(predictor.model, predictor.task_config, s)  # noqa: E731
-    report("explain (occlusion)", timed(explain, SENTENCES, max(10, args.repeats // 5)))
+    report("explain (occlusion)", timed(predictor.explain, SENTENCES, max(10, args.repeats // 5)))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ random images, short sentences, one-second tone clips). A wrapper around `engine
 what the engine trains with (model, decoded tensors, optimizer settings, loss weights) and, after each
 engine epoch, runs the limit on a copy of the same model in the same process with the same threads: the
 epoch's batches already prepared in memory as model-input tensors (no augmentation, no indexing, no
-feature extraction), the same batch size, loss and optimizer step (`engine.make_optimizer`, the same
+feature extraction), the same batch size, loss and optimizer step (`training.optim.make_optimizer`, the same
 schedule, gradient clipping), and the same memory format as the engine's batches. The last epoch of each
 (the first warms up) gives samples per wall second and per CPU second of this process; the ratio engine /
 limit has the goal >= 0.9 on CPU. On a shared machine read the CPU-second ratio (with --threads 1 it counts
@@ -101,11 +101,11 @@ def command(task: str, dataset: str, args, output: Path, epochs: int) -> list[st
 
 def prepared_epoch(captured: dict) -> list:
     """The epoch's batches as model inputs, computed before timing starts: the limit does no data work."""
-    task, config, args = captured["task"], captured["config"], captured["args"]
+    task, config, train = captured["task"], captured["config"], captured["train"]
     data, lengths, labels = captured["data"], captured["lengths"], captured["labels"]
     import torch
 
-    bs = args.batch_size
+    bs = train.batch_size
     steps = len(labels) // bs if len(labels) > bs else 1
     # The memory format the engine's training batches arrive in: the image task's GPU-style crop+flip
     # yields channels_last tensors, and oneDNN's convolutions are faster on them on CPU too, so an NCHW
@@ -128,21 +128,21 @@ def limit_epoch(captured: dict, batches: list) -> tuple[float, float]:
     import torch
     from torch import nn
     from torch.nn import functional as F
-    from training import engine
+    from training.optim import make_optimizer, make_schedule
 
-    args = captured["args"]
+    train = captured["train"]
     model = copy.deepcopy(captured["model"])
     model.train()
-    optimizer = engine.make_optimizer(model, args)
-    scheduler = engine.make_schedule(optimizer, len(batches) * 2, args.warmup_fraction)
+    optimizer = make_optimizer(model, train)
+    scheduler = make_schedule(optimizer, len(batches) * 2, train.warmup_fraction)
     weight = captured["loss_weight"]
     seen, start, cpu = 0, time.perf_counter(), time.process_time()
     for inputs, y in batches:
-        loss = F.cross_entropy(model(*inputs).float(), y, weight=weight, label_smoothing=args.label_smoothing)
+        loss = F.cross_entropy(model(*inputs).float(), y, weight=weight, label_smoothing=train.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if args.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        if train.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
         optimizer.step()
         scheduler.step()
         seen += len(y)
@@ -159,15 +159,15 @@ def engine_vs_limit(task_name: str, dataset: str, args, scratch: Path) -> dict:
     original = engine.train_one_epoch
     engine_sps, limit_sps, engine_cpu, limit_cpu = [], [], [], []
 
-    def wrapped(model, task, config, data, lengths, labels, optimizer, scheduler, *, args, loss_weight=None, **kw):
+    def wrapped(model, task, config, data, lengths, labels, optimizer, scheduler, *, train, loss_weight=None, **kw):
         cpu = time.process_time()
-        stats = original(model, task, config, data, lengths, labels, optimizer, scheduler, args=args,
+        stats = original(model, task, config, data, lengths, labels, optimizer, scheduler, train=train,
                          loss_weight=loss_weight, **kw)
         cpu = time.process_time() - cpu
-        bs = args.batch_size
+        bs = train.batch_size
         engine_sps.append(stats["samples_per_s"])
         engine_cpu.append((len(labels) // bs * bs if len(labels) > bs else len(labels)) / cpu)
-        captured = dict(task=task, config=config, args=args, data=data, lengths=lengths, labels=labels,
+        captured = dict(task=task, config=config, train=train, data=data, lengths=lengths, labels=labels,
                         model=model, loss_weight=loss_weight)
         wall, per_cpu = limit_epoch(captured, prepared_epoch(captured))
         limit_sps.append(wall)

@@ -1,7 +1,7 @@
 """Load a checkpoint folder once and classify raw inputs with it.
 
-The predictor holds no preprocessing of its own: `prepare` comes from the checkpoint's task module, the
-same function training used, with the settings stored in the checkpoint.
+The predictor holds no preprocessing of its own: `prepare` and `explain` come from the checkpoint's task
+(training/tasks), the same functions training used, with the settings stored in the checkpoint.
 """
 
 from __future__ import annotations
@@ -9,19 +9,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-
 import torch
 
 from training import checkpoint as ckpt
-from training.tasks import get_task
+from training.tasks import Task, get_task
 
 
 @dataclass
 class Predictor:
     name: str
     folder: Path
-    task: ModuleType
+    task: Task
     config: dict                # config.json
     task_config: object         # the task's <Task>Config
     model: torch.nn.Module
@@ -50,6 +48,10 @@ class Predictor:
         probs = self.probabilities(self.inputs(raw))
         return {label: float(p) for label, p in zip(self.labels, probs)}
 
+    def explain(self, raw):
+        """The task's explanation of the prediction for one raw input (Grad-CAM, word importances...)."""
+        return self.task.explain(self.model, self.task_config, raw)
+
     def info_markdown(self) -> str:
         c = self.config
         m = c.get("metrics", {})
@@ -68,8 +70,8 @@ class Predictor:
         return "\n".join(lines)
 
 
-# The model a tab starts with (and an API call without a model name uses) when it is present.
-DEFAULT_MODELS = {"image": "cifar10", "text": "emotion", "speech": "speech_commands"}
+class ModelUnavailable(LookupError):
+    """No such model, or it failed to load: the message says which models there are, or why."""
 
 
 @dataclass
@@ -82,8 +84,8 @@ class ModelSet:
 
     @property
     def names(self) -> list[str]:
-        """Model names, the task's flagship first (see DEFAULT_MODELS), then alphabetical."""
-        preferred = DEFAULT_MODELS.get(self.task)
+        """Model names, the task's flagship first (its `default_model`), then alphabetical."""
+        preferred = get_task(self.task).default_model
         return sorted(self.predictors, key=lambda n: (n != preferred, n))
 
     def get(self, name: str | None) -> Predictor:
@@ -91,11 +93,11 @@ class ModelSet:
         if name in self.predictors:
             return self.predictors[name]
         if name and name in self.errors:
-            raise LookupError(f"Model '{name}' is unavailable: {self.errors[name]}")
+            raise ModelUnavailable(f"Model '{name}' is unavailable: {self.errors[name]}")
         if name:
-            raise LookupError(f"No {self.task} model named '{name}'. Available: {', '.join(self.names) or 'none'}.")
+            raise ModelUnavailable(f"No {self.task} model named '{name}'. Available: {', '.join(self.names) or 'none'}.")
         if not self.predictors:
-            raise LookupError(f"No {self.task} model is loaded. Train one with `python -m training {self.task} "
+            raise ModelUnavailable(f"No {self.task} model is loaded. Train one with `python -m training {self.task} "
                               f"--dataset ...` (it is saved under checkpoints/{self.task}/) and restart the app.")
         return self.predictors[self.names[0]]
 

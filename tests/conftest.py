@@ -29,6 +29,14 @@ if str(REPO) not in sys.path:   # `pytest` (not `python -m pytest`) does not put
     sys.path.insert(0, str(REPO))
 
 
+def task_settings(task_name: str, *argv: str):
+    """The typed settings of `python -m training <task_name> --dataset - ARGV`, as the CLI builds them."""
+    from training.parser import get_args_parser, run_settings
+    from training.tasks import get_task
+
+    return run_settings(get_task(task_name), get_args_parser().parse_args([task_name, "--dataset", "-", *argv]))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,15 +3,16 @@ and Lookahead, as invariants on tiny inputs."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 import torch
+from conftest import task_settings
 
-from training.engine import Lookahead, json_args, make_optimizer
-from training.tasks import image as task
-from training.tasks.image import AirbenchNet, ImageConfig, build_model, init_from_data
+from training.optim import Lookahead, make_optimizer
+from training.records import run_record
+from training.settings import TrainSettings, from_record
+from training.tasks.image import TASK, AirbenchNet, ImageConfig, build_model
 
 
 def net(tta: int) -> AirbenchNet:
@@ -61,18 +62,18 @@ def test_init_from_data_whitens_only_airbench():
     config = ImageConfig(architecture="airbench")
     model = build_model(config, 10)
     before = model.whiten.weight.clone()
-    init_from_data(model, config, data)
+    TASK.init_from_data(model, config, data)
     assert not torch.allclose(before, model.whiten.weight)
     resnet = build_model(ImageConfig(), 10)
     state = {k: v.clone() for k, v in resnet.state_dict().items()}
-    init_from_data(resnet, ImageConfig(), data)
+    TASK.init_from_data(resnet, ImageConfig(), data)
     assert all(torch.equal(state[k], v) for k, v in resnet.state_dict().items())
 
 
 def test_batchnorm_parameters_get_their_own_learning_rate():
     model = build_model(ImageConfig(architecture="airbench"), 10)
-    args = argparse.Namespace(lr=0.5, weight_decay=1e-3, optimizer="sgd", momentum=0.85, norm_lr_scale=64.0)
-    optimizer = make_optimizer(model, args)
+    train = TrainSettings(lr=0.5, weight_decay=1e-3, optimizer="sgd", momentum=0.85, norm_lr_scale=64.0)
+    optimizer = make_optimizer(model, train)
     norm_biases = {id(m.bias) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
     by_lr = {g["lr"]: {id(p) for p in g["params"]} for g in optimizer.param_groups}
     assert by_lr[32.0] == norm_biases
@@ -110,33 +111,32 @@ def test_grad_cam_explains_the_averaged_prediction(tta):
     assert torch.equal(cam, grad_cam(model, x, top))
 
 
-def image_args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    task.add_arguments(parser)
-    return parser.parse_args(argv)
+def image_config(*argv: str) -> ImageConfig:
+    return task_settings("image", *argv).task
 
 
 def test_widths_set_the_conv_groups_and_default_to_airbench94():
-    config = task.config_from_args(image_args("--model", "airbench", "--widths", "32,96,80"))
+    config = image_config("--model", "airbench", "--widths", "32,96,80")
     assert config.widths == (32, 96, 80)
     model = build_model(config, 7)
     assert [g[0].out_channels for g in model.layers] == [32, 96, 80]
     assert model.fc.weight.shape == (7, 80)
-    assert task.config_from_args(image_args("--model", "airbench")).widths == (64, 256, 256)
+    assert image_config("--model", "airbench").widths == (64, 256, 256)
     # other architectures do not record a setting that does not apply to them
-    assert task.config_from_args(image_args("--model", "resnet20", "--widths", "8,8,8")).widths == (64, 256, 256)
+    assert image_config("--model", "resnet20", "--widths", "8,8,8").widths == (64, 256, 256)
     # recorded in config.json as a list, so the recorded arguments rebuild the same setting
-    recorded = json.loads(json.dumps(json_args(image_args("--model", "airbench", "--widths", "32,96,80"))))
+    recorded = json.loads(json.dumps(run_record(TASK, task_settings("image", "--model", "airbench", "--widths",
+                                                                    "32,96,80"))))
     assert recorded["widths"] == [32, 96, 80]
-    assert task.config_from_args(argparse.Namespace(**recorded)).widths == (32, 96, 80)
+    assert TASK.check(from_record(ImageConfig, recorded)).widths == (32, 96, 80)
     # checkpoints written before --widths existed load as airbench94's network
-    old = task.config_to_dict(ImageConfig(architecture="airbench"))
+    old = TASK.config_to_dict(ImageConfig(architecture="airbench"))
     del old["widths"]
-    assert task.config_from_dict(old).widths == (64, 256, 256)
+    assert TASK.config_from_dict(old).widths == (64, 256, 256)
 
 
 @pytest.mark.parametrize("text", ["128,384", "a,b,c", "64,0,64", ""])
 def test_bad_widths_are_refused_with_an_example(text, capsys):
     with pytest.raises(SystemExit):
-        image_args("--model", "airbench", "--widths", text)
+        task_settings("image", "--model", "airbench", "--widths", text)
     assert "give three positive channel counts, e.g. 128,384,384" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from conftest import REPO
 
 SHIPPED = {p.parent.name: json.loads(p.read_text())["labels"]
            for p in sorted((REPO / "checkpoints" / "speech").glob("*/config.json"))}
-# The model the tab starts with (demo.predictor.DEFAULT_MODELS), which an API call without a name gets.
+# The model the tab starts with (the speech task's default_model), which an API call without a name gets.
 DEFAULT = "speech_commands" if "speech_commands" in SHIPPED else min(SHIPPED, default=None)
 
 

@@ -42,8 +42,8 @@ def build(config: ImageConfig) -> torch.nn.Module:
 
 def save(folder, model, config: ImageConfig, labels=LABELS) -> None:
     save_checkpoint(folder, model, {"task": "image", "architecture": config.architecture, "labels": list(labels),
-                                    "model": task.config_to_dict(config),
-                                    "preprocessing": task.preprocessing(config)})
+                                    "model": task.TASK.config_to_dict(config),
+                                    "preprocessing": task.TASK.preprocessing_record(config)})
 
 
 @pytest.fixture(scope="module")

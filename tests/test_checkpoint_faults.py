@@ -72,3 +72,25 @@ def test_a_broken_model_cannot_be_picked(app_client, task, name):
     arg = "i feel fine" if task == "text" else None
     with pytest.raises(AppError, match="not in the list of choices"):
         app_client.predict(arg, name, api_name=api)
+
+
+def test_a_shipped_checkpoint_with_another_feature_version_is_refused(tmp_path):
+    """Checkpoints written before feature versions were recorded load as version 1, the current one; one
+    that says its features were computed by another version of the code is refused, naming the file."""
+    import json
+    import shutil
+
+    from training.checkpoint import CheckpointError, load_model
+
+    source = REPO / "checkpoints" / "speech" / "fsdd"
+    if not (source / "config.json").is_file():
+        pytest.skip("the shipped fsdd checkpoint is not present")
+    assert "feature_version" not in json.loads((source / "config.json").read_text())["preprocessing"]
+    load_model(source)
+    copy = tmp_path / "fsdd"
+    shutil.copytree(source, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["preprocessing"]["feature_version"] = 2
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"config\.json: its speech preprocessing is version 2"):
+        load_model(copy)

@@ -1,4 +1,4 @@
-"""Image decoding and preprocessing invariants (training/tasks/image.py), on images generated here."""
+"""Image decoding and preprocessing invariants (training/tasks/image/), on images generated here."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import torch
 from PIL import Image, ImageFile
 
 from training.tasks import image as task
-from training.tasks.image import ImageConfig, ImageInputError, load_image, make_batch, random_crop_flip, to_uint8
+from training.tasks.image import ImageConfig, InputError, load_image, make_batch, random_crop_flip, to_uint8
+from training.tasks.image import decode
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -165,7 +166,7 @@ def png_header_only(width: int, height: int) -> bytes:
 
 
 def error_of(source) -> str:
-    with pytest.raises(ImageInputError) as info:
+    with pytest.raises(InputError) as info:
         load_image(source)
     message = str(info.value)
     assert message and "Traceback" not in message
@@ -225,7 +226,7 @@ def test_huge_valid_one_bit_png_is_refused_before_decoding(monkeypatch):
 def test_file_over_the_size_limit(tmp_path, monkeypatch):
     path = tmp_path / "big.png"
     path.write_bytes(encoded(noise_rgb(32, 32)))
-    monkeypatch.setattr(task, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(decode, "MAX_FILE_BYTES", 1000)
     assert "mb" in error_of(path)
     assert load_image(path.read_bytes()).size == (32, 32)   # the same bytes within the limit are fine
 

@@ -230,7 +230,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_previous_checkpoint(colours
         return (x,)
 
     monkeypatch.setattr(engine, "evaluate", evaluate)
-    monkeypatch.setattr(image_task, "make_batch", make_batch)
+    monkeypatch.setattr(image_task.TASK, "make_batch", make_batch)
     with pytest.raises(SystemExit) as info:
         train(colours_parquet, out, "--epochs", "3")
     message = str(info.value.code)

@@ -3,14 +3,13 @@ training-only settings; and --cutout, the augmentation such a second run may add
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_image_parquet
+from conftest import make_image_parquet, task_settings
 from safetensors.torch import load_file
 
 from training.cli import main
@@ -137,10 +136,10 @@ def test_text_keeps_the_tokenizer_its_embeddings_are_indexed_by(tmp_path, monkey
 @pytest.mark.parametrize("name", ["image", "text", "speech"])
 def test_training_only_settings_name_real_model_settings(name):
     task = get_task(name)
-    config_class = type(task.config_from_dict({}))
-    names = {f.name for f in fields(config_class)}
-    assert set(task.TRAIN_FIELDS) <= names
-    assert set(getattr(task, "FITTED_FIELDS", ())) <= names
+    names = {f.name for f in fields(task.Config)}
+    assert task.train_fields and set(task.train_fields) <= names
+    assert set(task.fitted_fields) <= names
+    assert not set(task.train_fields) & set(task.fitted_fields)
 
 
 # -------------------------------------------------------------------------------------------- cutout
@@ -167,13 +166,7 @@ def test_cutout_applies_in_training_only():
     assert not (evaluation == 0).any()
 
 
-def image_args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    image_task.add_arguments(parser)
-    return parser.parse_args(argv)
-
-
 @pytest.mark.parametrize("value", ["-1", "33"])
 def test_cutout_beyond_the_image_is_refused(value):
     with pytest.raises(ValueError, match=f"--cutout {value}: choose from 0"):
-        image_task.config_from_args(image_args("--cutout", value))
+        task_settings("image", "--cutout", value)

@@ -44,12 +44,14 @@ def test_shipped_checkpoint_is_small_and_loads(name):
 def test_recorded_arguments_rebuild_the_model_settings(name):
     """config.json's train_args are the run's arguments as values, not their text: read back, they give
     the model settings the checkpoint loads with (e.g. --widths as three channel counts)."""
-    from training.evaluate import recorded_args
+    from training.records import recorded_settings
+    from training.settings import from_record
     from training.tasks import get_task
 
     config = json.loads((REPO / "checkpoints" / name / "config.json").read_text())
     task = get_task(config["task"])
-    assert task.config_from_args(recorded_args(config)) == task.config_from_dict(config["model"])
+    from_flags = task.check(from_record(task.Config, config["train_args"]))   # the flags alone
+    assert from_flags == task.config_from_dict(config["model"]) == recorded_settings(config).task
 
 
 @pytest.mark.parametrize("name", TARGETS)
@@ -57,7 +59,7 @@ def test_a_checkpoint_trained_in_stages_held_out_the_same_rows_in_each(name):
     """A checkpoint trained from an earlier one (--init-from) records it; every stage on the same data
     carved its validation rows with the same arguments, so no stage trained on rows another validated on."""
     from training.card import stages
-    from training.engine import CARVE_ARGS
+    from training.records import CARVE_ARGS
 
     config = json.loads((REPO / "checkpoints" / name / "config.json").read_text())
     runs = stages(config)
@@ -107,3 +109,25 @@ def test_shipped_checkpoint_scores_on_fixed_validation_subset(name):
     assert scores["accuracy"] >= accuracy - TOLERANCE, f"{name}: {scores['accuracy']:.4f} on {len(subset)} rows"
     if macro_f1 is not None:
         assert scores["macro_f1"] >= macro_f1 - TOLERANCE
+
+
+PROBABILITIES = REPO / "tests" / "data" / "shipped_probabilities.json"
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_shipped_models_give_the_probabilities_they_gave_before(name):
+    """On fixed inputs (the demo's examples), each shipped model gives the probabilities it gave when
+    tests/data/shipped_probabilities.json was written, before the task contract moved its code: the same
+    decoding, features, network and weights. A change here means old checkpoints now see other inputs."""
+    import torch
+
+    from demo.predictor import Predictor
+
+    torch.set_num_threads(1)
+    predictor = Predictor.load(REPO / "checkpoints" / name)
+    recorded = json.loads(PROBABILITIES.read_text())[name]
+    assert len(recorded) >= 10
+    for row in recorded:
+        raw = str(REPO / row["input"]) if name != "text/emotion" else row["input"]
+        got = list(predictor.predict(raw).values())
+        assert got == pytest.approx(row["probabilities"], abs=2e-5), row["input"]

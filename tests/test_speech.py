@@ -14,7 +14,7 @@ import torch
 
 from training import checkpoint as ckpt
 from training.tasks import speech
-from training.tasks.speech import AudioInputError, SpeechConfig, load_audio
+from training.tasks.speech import TASK, InputError, SpeechConfig, load_audio
 
 SR = speech.SAMPLE_RATE
 
@@ -137,7 +137,7 @@ def test_nan_and_inf_samples_are_zeroed_with_a_note():
     clip = load_audio(encoded(x, subtype="FLOAT"), SR, 1.0)
     assert torch.isfinite(clip.waveform).all()
     assert any("NaN or infinite" in n for n in clip.notes)
-    with pytest.raises(AudioInputError, match="no valid samples"):
+    with pytest.raises(InputError, match="no valid samples"):
         load_audio(encoded(np.full(SR, np.nan, np.float32), subtype="FLOAT"), SR, 1.0)
 
 
@@ -160,20 +160,20 @@ def test_silence_is_a_prediction_input_with_a_note():
     (b"\x89PNG\r\n\x1a\n" + bytes(200), "not audio"),
 ])
 def test_bad_bytes_give_clear_errors(data, message):
-    with pytest.raises(AudioInputError, match=message):
+    with pytest.raises(InputError, match=message):
         load_audio(data, SR, 1.0)
 
 
 @pytest.mark.parametrize("samples", [0, 1, 100])
 def test_too_few_samples(samples):
-    with pytest.raises(AudioInputError, match="empty|samples"):
+    with pytest.raises(InputError, match="empty|samples"):
         load_audio(encoded(np.zeros(samples, np.float32) + 0.1), SR, 1.0)
 
 
 def test_missing_file_and_nothing():
-    with pytest.raises(AudioInputError, match="missing"):
+    with pytest.raises(InputError, match="missing"):
         load_audio("/no/such/file.wav", SR, 1.0)
-    with pytest.raises(AudioInputError, match="No audio"):
+    with pytest.raises(InputError, match="No audio"):
         load_audio(None, SR, 1.0)
 
 
@@ -190,7 +190,7 @@ def test_absurd_sample_rate_in_header():
         w.setsampwidth(2)
         w.setframerate(1)
         w.writeframes(bytes(2000))
-    with pytest.raises(AudioInputError, match="sample rate"):
+    with pytest.raises(InputError, match="sample rate"):
         load_audio(buf.getvalue(), SR, 1.0)
 
 
@@ -205,7 +205,7 @@ def test_forged_header_cannot_make_the_decoder_allocate_gigabytes():
     tracemalloc.start()
     try:
         load_audio(data, SR, 1.0)
-    except AudioInputError:
+    except InputError:
         pass
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
@@ -251,9 +251,9 @@ def test_train_batch_is_augmented_and_reproducible():
 def test_noise_bank_from_silence_folders():
     noise = encoded(np.random.default_rng(0).normal(0, 0.1, SR).astype(np.float32))
     inputs = [{"bytes": noise, "path": "_silence_/n1.wav"}, {"bytes": encoded(tone()), "path": "yes/a.wav"}]
-    config = speech.fit(SpeechConfig(), inputs)
+    config = TASK.fit(SpeechConfig(), inputs)
     assert config.noise.shape == (1, SR)
-    assert speech.fit(SpeechConfig(), inputs[1:]).noise is None
+    assert TASK.fit(SpeechConfig(), inputs[1:]).noise is None
     x = torch.zeros(2, SR)
     x[:, 4000:8000] = 0.5
     mixed = speech.add_noise(SpeechConfig(noise_prob=1.0), x, torch.Generator().manual_seed(0))
@@ -299,8 +299,8 @@ def test_checkpoint_round_trip_same_logits(tmp_path):
     torch.manual_seed(0)
     model = speech.build_model(config, 3).eval()
     labels = ["a", "b", "c"]
-    ckpt.save_checkpoint(tmp_path, model, {"task": "speech", "labels": labels, "model": speech.config_to_dict(config),
-                                           "preprocessing": speech.preprocessing(config)})
+    ckpt.save_checkpoint(tmp_path, model, {"task": "speech", "labels": labels, "model": TASK.config_to_dict(config),
+                                           "preprocessing": TASK.preprocessing(config)})
     loaded, saved, task_config = ckpt.load_model(tmp_path)
     assert saved["labels"] == labels and task_config == config
     inputs = speech.prepare(task_config, encoded(tone()))
@@ -310,10 +310,10 @@ def test_checkpoint_round_trip_same_logits(tmp_path):
 
 
 def test_config_from_dict_rejects_unknown_keys():
-    d = speech.config_to_dict(SpeechConfig())
-    assert speech.config_from_dict(d) == SpeechConfig()
+    d = TASK.config_to_dict(SpeechConfig())
+    assert TASK.config_from_dict(d) == SpeechConfig()
     with pytest.raises(ValueError, match="unknown"):
-        speech.config_from_dict({**d, "bogus": 1})
+        TASK.config_from_dict({**d, "bogus": 1})
 
 
 # ------------------------------------------------------------------------------- Speech Commands adapter
@@ -344,12 +344,11 @@ def hub_like_split(words, noise_seconds=5):
 
 
 def test_adapter_maps_hub_words_to_twelve_keywords():
-    import argparse
     import datasets
 
     words = ["yes", "no", "yes", "no"] + ["bed", "bird", "cat", "dog", "happy", "tree"] + ["_silence_"]
     raw = datasets.DatasetDict({"train": hub_like_split(words)})
-    out = speech.adapt_dataset(raw, argparse.Namespace(seed=0, clip_seconds=1.0, keep_all_words=False))
+    out = speech.adapt_dataset(raw, SpeechConfig(), 0)
     ds = out["train"]
     names = ds.features["label"].names
     assert names == list(speech.KEYWORD_LABELS)
@@ -360,18 +359,17 @@ def test_adapter_maps_hub_words_to_twelve_keywords():
     pieces = [r for r in ds if names[r["label"]] == "_silence_"]
     assert len({r["speaker_id"] for r in pieces}) == 1    # pieces of one recording stay one group
     assert all(sf.info(io.BytesIO(r["audio"]["bytes"])).duration == pytest.approx(1.0) for r in pieces)
-    kept = speech.adapt_dataset(raw, argparse.Namespace(seed=0, clip_seconds=1.0, keep_all_words=True))
+    kept = speech.adapt_dataset(raw, SpeechConfig(keep_all_words=True), 0)
     assert kept["train"].features["label"].names == HUB_WORDS
 
 
 def test_adapter_leaves_twelve_class_data_alone():
-    import argparse
     import datasets
 
     ds = datasets.Dataset.from_dict({"label": [0, 1]}, features=datasets.Features(
         {"label": datasets.ClassLabel(names=list(speech.KEYWORD_LABELS))}))
     raw = datasets.DatasetDict({"train": ds})
-    assert speech.adapt_dataset(raw, argparse.Namespace(seed=0)) is raw
+    assert speech.adapt_dataset(raw, SpeechConfig(), 0) is raw
 
 
 def test_hub_speech_commands_reads_the_parquet_conversion(monkeypatch):
@@ -479,7 +477,7 @@ def test_random_bytes_only_ever_raise_audio_input_error():
     def decode(header, body):
         try:
             clip = load_audio(header + body, SR, 1.0)
-        except AudioInputError:
+        except InputError:
             return
         assert clip.waveform.shape == (SR,) and torch.isfinite(clip.waveform).all()
 
@@ -498,3 +496,28 @@ def test_cli_maps_a_hub_layout_copy_to_the_keyword_labels(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["labels"] == list(speech.KEYWORD_LABELS)
     assert config["dataset"]["num_train"] + config["dataset"]["num_validation"] == 20 + 2 + 5   # unknown capped
+
+
+@pytest.mark.parametrize("recorded_in", ["model", "train_args only"])
+def test_evaluate_reads_the_data_as_the_checkpoint_was_trained(tmp_path, recorded_in):
+    """A model trained with --keep-all-words knows every Hub word; `evaluate` must score it on every word
+    too (the adapter runs with the checkpoint's recorded settings), not remap the data to 12 keywords that
+    do not match its labels. Checkpoints written before the setting was part of the model's settings
+    recorded it in train_args only."""
+    from training.cli import main
+
+    words = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"] * 2 + ["cat", "bed"] * 4
+    (tmp_path / "sc" / "data").mkdir(parents=True)
+    hub_like_split(words + ["_silence_"]).to_parquet(str(tmp_path / "sc" / "data" / "train-00000-of-00001.parquet"))
+    out = tmp_path / "run"
+    main(["speech", "--dataset", str(tmp_path / "sc"), "--output", str(out), "--group-column", "speaker_id",
+          "--val-fraction", "0.2", "--keep-all-words", *TINY[:-2]])
+    config = json.loads((out / "config.json").read_text())
+    assert config["labels"] == HUB_WORDS and config["model"]["keep_all_words"] is True
+    if recorded_in == "train_args only":
+        del config["model"]["keep_all_words"]
+        (out / "config.json").write_text(json.dumps(config))
+    report = main(["evaluate", "--checkpoint", str(out), "--dataset", str(tmp_path / "sc"), "--split", "train",
+                   "--workers", "0"])
+    assert report["num_examples"] == len(words) + 1          # every row, the silence recording uncut
+    assert set(report["per_label"]) == set(HUB_WORDS)

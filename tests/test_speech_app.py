@@ -18,7 +18,7 @@ from conftest import REPO
 EXAMPLES = REPO / "demo" / "examples" / "speech"
 SHIPPED = {p.parent.name: json.loads(p.read_text())["labels"]
            for p in sorted((REPO / "checkpoints" / "speech").glob("*/config.json"))}
-# The model the tab starts with (demo.predictor.DEFAULT_MODELS), which an API call without a name gets.
+# The model the tab starts with (the speech task's default_model), which an API call without a name gets.
 DEFAULT = "speech_commands" if "speech_commands" in SHIPPED else min(SHIPPED, default=None)
 
 pytestmark = pytest.mark.skipif(not SHIPPED, reason="no speech checkpoint in checkpoints/speech/")

@@ -29,7 +29,7 @@ def sentences(n: int = 60) -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def config() -> text.TextConfig:
     cfg = text.TextConfig(vocab_size=200, max_tokens=16, embedding_size=16, hidden_size=12)
-    return text.fit(cfg, [s for s, _ in sentences()] + ["Ｆｕｌｌ width ÉCOLE café"] * 2)
+    return text.TASK.fit(cfg, [s for s, _ in sentences()] + ["Ｆｕｌｌ width ÉCOLE café"] * 2)
 
 
 # --------------------------------------------------------------------------------------------- tokenizer
@@ -41,9 +41,9 @@ def test_tokenizer_special_ids_and_round_trip(config, tmp_path):
     ids, truncated = text.tokenize(config, "i feel happy today")
     assert not truncated and text.UNK_ID not in ids
     assert tok.decode(ids) == "i feel happy today"
-    text.save_extra(config, tmp_path)
-    again = text.TextConfig(**text.config_to_dict(config))
-    text.load_extra(again, tmp_path)
+    text.TASK.save_extra(config, tmp_path)
+    again = text.TextConfig(**text.TASK.config_to_dict(config))
+    text.TASK.load_extra(again, tmp_path)
     assert text.tokenize(again, "I feel HAPPY today") == (ids, False)
 
 
@@ -56,9 +56,9 @@ def test_normalisation_nfkc_lowercase_and_invisible_characters(config):
 
 def test_blank_text_is_a_clear_error(config):
     for blank, words in (("", "empty"), (None, "empty"), ("  \n\t ", "only spaces"), ("\x00\x01\x7f", "only spaces")):
-        with pytest.raises(text.TextInputError, match=words):
+        with pytest.raises(text.InputError, match=words):
             text.tokenize(config, blank)
-    with pytest.raises(text.TextInputError, match="Expected text"):
+    with pytest.raises(text.InputError, match="Expected text"):
         text.prepare(config, 42)
 
 
@@ -77,7 +77,7 @@ def test_random_strings_give_ids_or_a_clear_error(config):
     def check(s):
         try:
             ids, _ = text.tokenize(config, s)
-        except text.TextInputError as e:
+        except text.InputError as e:
             assert str(e).startswith("The text")
         else:
             assert 1 <= len(ids) <= config.max_tokens and all(0 < i < config.vocab_size for i in ids)
@@ -107,7 +107,7 @@ def test_encode_never_fails_on_dataset_rows(config):
 @pytest.mark.parametrize("cell,pooling,bidirectional,layers", [
     ("gru", "max", True, 1), ("gru", "mean", False, 2), ("lstm", "attention", True, 2)])
 def test_padding_does_not_change_logits(config, cell, pooling, bidirectional, layers):
-    cfg = text.TextConfig(**{**text.config_to_dict(config), "cell": cell, "pooling": pooling,
+    cfg = text.TextConfig(**{**text.TASK.config_to_dict(config), "cell": cell, "pooling": pooling,
                              "bidirectional": bidirectional, "layers": layers})
     torch.manual_seed(0)
     model = text.build_model(cfg, 3).eval()
@@ -126,7 +126,7 @@ def test_make_batch_trims_to_the_longest_row_and_drops_tokens_only_in_training(c
     lengths = torch.tensor([3, 2])
     ids, out_lengths = text.make_batch(config, data, lengths, train=False)
     assert ids.shape == (2, 3) and ids.dtype == torch.long and out_lengths.tolist() == [3, 2]
-    cfg = text.TextConfig(**{**text.config_to_dict(config), "token_dropout": 0.9})
+    cfg = text.TextConfig(**{**text.TASK.config_to_dict(config), "token_dropout": 0.9})
     ids, _ = text.make_batch(cfg, data, lengths, train=True, generator=torch.Generator().manual_seed(0))
     assert (ids[data[:, :3] == 0] == text.PAD_ID).all() and (ids == text.UNK_ID).any()
 
@@ -135,9 +135,9 @@ def test_checkpoint_round_trip_gives_same_logits(config, tmp_path):
     torch.manual_seed(0)
     model = text.build_model(config, 3).eval()
     ckpt.save_checkpoint(tmp_path, model, {"task": "text", "labels": ["anger", "fear", "joy"],
-                                           "model": text.config_to_dict(config)})
-    text.save_extra(config, tmp_path)
-    json.dumps(text.config_to_dict(config))                                      # plain JSON, no tokenizer
+                                           "model": text.TASK.config_to_dict(config)})
+    text.TASK.save_extra(config, tmp_path)
+    json.dumps(text.TASK.config_to_dict(config))                                      # plain JSON, no tokenizer
     loaded, saved, task_config = ckpt.load_model(tmp_path)
     inputs = text.prepare(task_config, "i feel wonderful today")
     assert saved["labels"] == ["anger", "fear", "joy"]

@@ -44,14 +44,14 @@ import torch
 import training.checkpoint as ckpt
 import training.tasks.image as image
 if where == "step":
-    real_batch, seen = image.make_batch, [0]
+    real_batch, seen = image.TASK.make_batch, [0]
     def make_batch(*a, **k):
         if k.get("train") and (out / "resume.pt").exists():
             seen[0] += 1
             if seen[0] == 3:
                 stop_here()
         return real_batch(*a, **k)
-    image.make_batch = make_batch
+    image.TASK.make_batch = make_batch
 else:
     def half_then_stop(write):
         def writer(obj, path, *a, **k):

@@ -73,7 +73,7 @@ def encode_split(task, config, ds, column: str, *, workers: int = 0, desc: str =
     """(data, lengths) for every row of `ds[column]`, through `task.encode`; cached on disk by content."""
     from tqdm.auto import tqdm
 
-    key = cache_key(ds, column, task.NAME, task.preprocessing(config)) if use_cache else None
+    key = cache_key(ds, column, task.name, task.preprocessing_record(config)) if use_cache else None
     path = cache_dir() / f"{key}.safetensors" if key else None
     if path is not None and path.is_file():
         try:

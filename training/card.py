@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from training import checkpoint as ckpt
+from training.tasks import get_task
 
-PIPELINE_TAGS = {"image": "image-classification", "text": "text-classification", "speech": "audio-classification"}
 CARD_NAME = "README.md"
 
 
@@ -28,32 +28,17 @@ def hub_dataset_id(config: dict, override: str | None = None) -> str | None:
 
 
 def limitations(config: dict) -> list[str]:
-    task, pre = config["task"], config.get("preprocessing", {})
+    """Where not to trust the model: the generic sentence, then its task's own (Task.limitations)."""
     labels = config["labels"]
-    out = [f"It only knows these {len(labels)} labels; anything else is forced into one of them."]
-    if task == "image":
-        size = pre.get("image_size")
-        out.append(f"It sees {size}x{size} pixels: a photo is resized (shorter side) and centre-cropped to that, "
-                   "so small or off-centre objects are lost.")
-        views = {1: "the image and its mirror image", 2: "the image, its mirror image and one-pixel shifts of both"}
-        if config.get("model", {}).get("tta") in views:
-            out.append(f"Its prediction is the average over {views[config['model']['tta']]} (test-time views), "
-                       "as in validation; a single view is slightly less accurate.")
-    elif task == "text":
-        out.append("It reads lowercased words from its own vocabulary; unknown words become one [UNK] token, "
-                   "and text past its token limit is cut.")
-    elif task == "speech":
-        out.append(f"It hears {pre.get('clip_seconds', 1)} s of mono audio at {pre.get('sample_rate')} Hz; longer clips "
-                   "are heard through one window. Accuracy on voices, accents and microphones unlike those of "
-                   "the training speakers will be lower.")
-    return out
+    return ([f"It only knows these {len(labels)} labels; anything else is forced into one of them."]
+            + get_task(config["task"]).limitations(config))
 
 
 def front_matter(config: dict, name: str, dataset_id: str | None) -> str:
     import yaml
 
     m, d = config.get("metrics", {}), config.get("dataset", {})
-    pipeline = PIPELINE_TAGS[config["task"]]
+    pipeline = get_task(config["task"]).pipeline_tag
     local_name = Path(str(d.get("id") or name)).name or name
     dataset_entry = {"name": local_name, "type": dataset_id or local_name,
                      "split": str(d.get("validation_split", "validation"))}

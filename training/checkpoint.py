@@ -102,7 +102,8 @@ def read_weights(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
 def load_model(folder: str | os.PathLike, device: torch.device | str = "cpu"):
     """Rebuild the model from `config.json`, load its weights strictly, and return (model, config, task_config).
 
-    The label count must match the model's output; a mismatch is an error, never `strict=False`.
+    The label count must match the model's output and the preprocessing's feature version must be the
+    one the task's code provides; a mismatch is an error, never `strict=False` or different features.
     """
     from training.tasks import get_task
 
@@ -113,10 +114,14 @@ def load_model(folder: str | os.PathLike, device: torch.device | str = "cpu"):
     except KeyError:
         raise CheckpointError(f"{folder / CONFIG_NAME}: unknown task {config['task']!r}.") from None
     try:
-        task_config = task.config_from_dict(config["model"])
+        task_config = task.config_from_checkpoint(config)
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{folder / CONFIG_NAME}: the 'model' entry does not describe a {task.NAME} "
+        raise CheckpointError(f"{folder / CONFIG_NAME}: the 'model' entry does not describe a {task.name} "
                               f"model ({e}).") from None
+    try:
+        task.check_feature_version(config.get("preprocessing", {}))
+    except ValueError as e:
+        raise CheckpointError(f"{folder / CONFIG_NAME}: {e}") from None
     task.load_extra(task_config, folder)
     model = task.build_model(task_config, len(config["labels"]))
     state = read_weights(folder)

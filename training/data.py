@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -173,16 +173,17 @@ def load_splits(dataset: str, *, input_candidates: Sequence[str], input_column: 
                 train_split: str = "train", eval_split: str | None = None, val_fraction: float = 0.1,
                 group_column: str | None = None, seed: int = 0, max_train_samples: int | None = None,
                 max_eval_samples: int | None = None, input_flag: str = "--input-column",
-                adapt=None, args=None) -> Splits:
+                adapt: Callable | None = None) -> Splits:
     """Load `dataset` and return the training and validation rows with their label ids.
 
     Validation is the dataset's `validation` split (or `eval_split`); without one, `val_fraction` of the
     training rows is carved out, stratified by label or held out by `group_column`. The `test` split is
-    never used for validation: it stays for `python -m training evaluate --split test`.
+    never used for validation: it stays for `python -m training evaluate --split test`. `adapt(raw)` is a
+    task's dataset-specific mapping of the loaded DatasetDict (e.g. Speech Commands' 12 keywords).
     """
     raw = load_raw(dataset, name=name, revision=revision)
     if adapt is not None:
-        raw = adapt(raw, args)   # a task's dataset-specific label mapping (e.g. Speech Commands' 12 keywords)
+        raw = adapt(raw)
     if train_split not in raw:
         raise DatasetError(f"{dataset}: no '{train_split}' split; it has {list(raw)}.")
     train = raw[train_split]
@@ -226,11 +227,11 @@ def load_splits(dataset: str, *, input_candidates: Sequence[str], input_column: 
 def load_eval_split(dataset: str, split: str, labels: Sequence[str], *, input_candidates: Sequence[str],
                     input_column: str | None = None, label_column: str | None = None, name: str | None = None,
                     revision: str | None = None, max_samples: int | None = None, seed: int = 0,
-                    input_flag: str = "--input-column", adapt=None, args=None):
+                    input_flag: str = "--input-column", adapt: Callable | None = None):
     """One split of `dataset` with label ids matched by name to a checkpoint's `labels`."""
     raw = load_raw(dataset, name=name, revision=revision)
     if adapt is not None:
-        raw = adapt(raw, args)
+        raw = adapt(raw)
     if split not in raw:
         raise DatasetError(f"{dataset}: no '{split}' split; it has {list(raw)}.")
     ds = decode_off(raw[split])
@@ -244,15 +245,23 @@ def load_eval_split(dataset: str, split: str, labels: Sequence[str], *, input_ca
 
 
 def decode_off(ds):
-    """Keep images and audio as encoded bytes: the tasks decode them (with checks) themselves."""
-    import datasets
-
+    """Keep every decoded feature (images, audio, video...) as its encoded bytes: the tasks decode them,
+    with their checks, themselves."""
     for column, feature in ds.features.items():
-        if isinstance(feature, datasets.Image) and feature.decode:
-            ds = ds.cast_column(column, datasets.Image(decode=False))
-        elif isinstance(feature, datasets.Audio) and feature.decode:
-            ds = ds.cast_column(column, datasets.Audio(decode=False))
+        if getattr(feature, "decode", False) is True and is_dataclass(feature):
+            ds = ds.cast_column(column, replace(feature, decode=False))
     return ds
+
+
+def load_task_splits(task, data, task_config, seed: int, dataset: str | None = None) -> Splits:
+    """The training and validation rows that `data` (DataSettings) selects for `task`, its dataset adapter
+    run with the task's settings; `dataset` overrides data.dataset (the same data in another place)."""
+    return load_splits(dataset or data.dataset, input_candidates=task.input_columns, input_column=data.input_column,
+                       label_column=data.label_column, name=data.dataset_config, revision=data.revision,
+                       train_split=data.train_split, eval_split=data.eval_split, val_fraction=data.val_fraction,
+                       group_column=data.group_column, seed=seed, max_train_samples=data.max_train_samples,
+                       max_eval_samples=data.max_eval_samples, input_flag=task.input_flag,
+                       adapt=lambda raw: task.adapt_dataset(raw, task_config, seed))
 
 
 def dataset_revision(ds) -> str | None:

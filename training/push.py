@@ -10,9 +10,10 @@ from pathlib import Path
 
 from training import checkpoint as ckpt
 from training.card import CARD_NAME, write_model_card
+from training.tasks import get_task
 
-# Needed only to continue a run on the machine that trained it.
-LOCAL_ONLY = [ckpt.RESUME_NAME, "train_noise.safetensors", "*.tmp", ".*"]
+# Needed only to continue a run on the machine that trained it (besides each task's `local_files`).
+LOCAL_ONLY = [ckpt.RESUME_NAME, "*.tmp", ".*"]
 
 
 def push(folder, repo_id: str, *, private: bool = False, token: str | None = None, dataset_id: str | None = None,
@@ -31,7 +32,8 @@ def push(folder, repo_id: str, *, private: bool = False, token: str | None = Non
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         return api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                                 ignore_patterns=LOCAL_ONLY, commit_message=message)
+                                 ignore_patterns=[*LOCAL_ONLY, *get_task(config["task"]).local_files],
+                                 commit_message=message)
     except Exception as e:   # offline, no token, no write access: say so instead of a traceback
         raise RuntimeError(f"could not push {folder} to the Hub repository {repo_id}: {type(e).__name__}: {str(e).rstrip('.')}. "
                            "Check your network connection and log in with `hf auth login` (or pass --token).") from None

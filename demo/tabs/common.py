@@ -1,12 +1,15 @@
-"""Pieces every tab shares: the model picker, the info panel and error reporting."""
+"""Pieces every tab shares: the model picker, the info panel and its endpoint, the report figures, the
+unsure title, and error reporting."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import gradio as gr
 
-from demo.predictor import ModelSet
+from demo.predictor import ModelSet, ModelUnavailable
+from training.tasks import InputError
 
 
 def info_markdown(models: ModelSet, name: str | None) -> str:
@@ -36,11 +39,29 @@ def model_picker(models: ModelSet) -> gr.Dropdown:
                        info=f"checkpoints/{models.task}/ (restart the app to see new ones)", interactive=bool(names))
 
 
-def predictor_or_error(models: ModelSet, name: str | None):
-    try:
-        return models.get(name)
-    except LookupError as e:
-        raise gr.Error(str(e), print_exception=False) from None
+def user_errors(fn):
+    """Wrap an event function so that bad user input (any task's `InputError`) and an unknown or broken
+    model (`ModelUnavailable`) reach the user as a `gr.Error` with their message, without a traceback in
+    the server's log: they are the user's to fix, not faults of the server. Anything else stays a fault."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (InputError, ModelUnavailable) as e:
+            raise gr.Error(str(e), print_exception=False) from None
+    return wrapper
+
+
+def model_info_endpoint(models: ModelSet, picker: gr.Dropdown, info: gr.Markdown, api_name: str,
+                        describe=info_markdown) -> None:
+    """The model panel follows the picker, through a named API endpoint (e.g. /image_model_info) that
+    returns `describe(models, model_name)`: by default the dataset, validation scores, labels, device and
+    unavailable checkpoints."""
+    def model_info(model_name: str | None = None) -> str:
+        return describe(models, model_name)
+
+    model_info.__doc__ = describe.__doc__
+    picker.change(model_info, picker, info, api_name=api_name)
 
 
 REPORT_FIGURES = (("confusion_matrix.png", "Validation confusion matrix"), ("training_curves.png", "Training curves"))

@@ -8,9 +8,9 @@ from pathlib import Path
 import gradio as gr
 
 from demo.predictor import ModelSet
-from demo.tabs.common import example_files, flag_unsure, info_markdown, model_picker, predictor_or_error, report_panel
-from training.tasks import image as image_task
-from training.tasks.image import ImageInputError
+from demo.tabs.common import (example_files, flag_unsure, info_markdown, model_info_endpoint, model_picker,
+                              report_panel, user_errors)
+from training.tasks import InputError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "image"
 
@@ -19,8 +19,9 @@ class ImageFile(gr.Image):
     """A gr.Image whose value reaches the function undecoded: the uploaded file's path (or bytes).
 
     gr.Image normally decodes the upload with PIL before the function runs, so a broken or huge file
-    fails inside Gradio with a generic error. Here `training.tasks.image.load_image` decodes it, after
-    checking size and pixel count, and a bad file gets a message that says what is wrong.
+    fails inside Gradio with a generic error. Here the image task's `load_image` (training/tasks/image/
+    decode.py) decodes it, after checking size and pixel count, and a bad file gets a message that says
+    what is wrong.
     """
 
     def get_block_name(self) -> str:
@@ -70,35 +71,22 @@ def build(models: ModelSet) -> None:
             info = gr.Markdown(info_markdown(models, picker.value))
             report_panel(models, picker)
 
+    @user_errors
     def classify_image(image_file, model_name=None):
         """Top labels with probabilities for one image."""
-        predictor = predictor_or_error(models, model_name)
+        predictor = models.get(model_name)
         if image_file is None:
-            raise gr.Error("Upload an image, take a webcam photo or paste one first.", print_exception=False)
-        try:
-            return predictor.predict(image_file)
-        except ImageInputError as e:   # the user's file, not a server fault: no traceback in the log
-            raise gr.Error(str(e), print_exception=False) from None
+            raise InputError("Upload an image, take a webcam photo or paste one first.")
+        return predictor.predict(image_file)
 
+    @user_errors
     def explain_image(image_file, model_name=None):
         """Grad-CAM heatmap over what the model saw, for its top label."""
-        predictor = predictor_or_error(models, model_name)
-        try:
-            image = image_task.load_image(image_file)   # decoded once, for the model and for the picture
-        except ImageInputError as e:
-            raise gr.Error(str(e), print_exception=False) from None
-        (x,) = predictor.inputs(image)
-        cam = image_task.grad_cam(predictor.model, x)
-        return image_task.cam_overlay(predictor.task_config, image, cam)
+        return models.get(model_name).explain(image_file)
 
     # The heatmap is a second step after a successful prediction, so /classify_image answers with the
     # labels alone and as fast as it can.
     classified = gr.on([button.click, image.upload], classify_image, [image, picker], label, api_name="classify_image")
     classified.success(explain_image, [image, picker], heatmap, api_name="explain_image")
     flag_unsure(classified, models, label, picker)
-
-    def image_model_info(model_name=None):
-        """The model panel's text: dataset, validation scores, labels, device, and unavailable checkpoints."""
-        return info_markdown(models, model_name)
-
-    picker.change(image_model_info, picker, info, api_name="image_model_info")
+    model_info_endpoint(models, picker, info, "image_model_info")

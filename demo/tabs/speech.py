@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 
 from demo.predictor import ModelSet
-from demo.tabs.common import example_files, flag_unsure, info_markdown, model_picker, predictor_or_error, report_panel
-from training.tasks.speech import AudioInputError, Heard, listen
+from demo.tabs.common import (example_files, flag_unsure, info_markdown, model_info_endpoint, model_picker,
+                              report_panel, user_errors)
+from training.tasks import InputError
+from training.tasks.speech import Heard, listen
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "speech"
 # Example clips by file-name prefix, with the shipped model that knows their words.
@@ -42,16 +43,19 @@ def build(models: ModelSet) -> None:
             info = gr.Markdown(speech_info(models, picker.value))
             report_panel(models, picker)
 
+    @user_errors
     def recognize_speech(audio_file, model_name=None):
         """Top labels with probabilities for one clip, and notes on what the model heard of it."""
-        predictor = predictor_or_error(models, model_name)
-        heard = listen_or_error(predictor, audio_file)
+        predictor = models.get(model_name)
+        heard = heard_clip(predictor, audio_file)
         return predictor.predict(heard), notes_markdown(heard)
 
+    @user_errors
     def draw_heard(audio_file, model_name=None):
         # A second, UI-only step: the API answers without waiting for matplotlib, and decoding the
         # clip again costs milliseconds.
-        return heard_figure(listen_or_error(predictor_or_error(models, model_name), audio_file))
+        predictor = models.get(model_name)
+        return predictor.explain(heard_clip(predictor, audio_file))
 
     inputs = [audio, picker]
     recognized = [button.click(recognize_speech, inputs, [label, notes], api_name="recognize_speech")]
@@ -60,21 +64,13 @@ def build(models: ModelSet) -> None:
     for event in recognized:
         event.success(draw_heard, inputs, plot, api_visibility="private")
         flag_unsure(event, models, label, picker)
-
-    def speech_model_info(model_name=None):
-        """The model panel's text: dataset, validation scores, labels, device, what the model listens to."""
-        return speech_info(models, model_name)
-
-    picker.change(speech_model_info, picker, info, api_name="speech_model_info")
+    model_info_endpoint(models, picker, info, "speech_model_info", describe=speech_info)
 
 
-def listen_or_error(predictor, audio_file) -> Heard:
+def heard_clip(predictor, audio_file) -> Heard:
     if audio_file is None:
-        raise gr.Error("Record or upload a clip first.", print_exception=False)
-    try:
-        return listen(predictor.task_config, audio_file)
-    except AudioInputError as e:   # the user's file, not a server fault: no traceback in the log
-        raise gr.Error(str(e), print_exception=False) from None
+        raise InputError("Record or upload a clip first.")
+    return listen(predictor.task_config, audio_file)
 
 
 def speech_info(models: ModelSet, name: str | None) -> str:
@@ -90,24 +86,3 @@ def speech_info(models: ModelSet, name: str | None) -> str:
 
 def notes_markdown(heard: Heard) -> str:
     return "\n".join(f"> {note}" for note in heard.notes)
-
-
-def heard_figure(heard: Heard):
-    """The waveform and the log-mel spectrogram the model was given, on the input's time axis."""
-    from matplotlib.figure import Figure   # not pyplot: figures are built in worker threads
-
-    wave = np.asarray(heard.waveform, dtype=np.float32)
-    mel = np.asarray(heard.features[0], dtype=np.float32)
-    t0, t1 = heard.start, heard.start + len(wave) / heard.sample_rate
-    fig = Figure(figsize=(7, 4.2), layout="constrained")
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1, 2))
-    top.plot(np.linspace(t0, t1, len(wave), endpoint=False), wave, linewidth=0.6)
-    top.set_ylim(-1.05, 1.05)
-    top.set_ylabel("amplitude")
-    top.set_title(f"What the model heard: {t1 - t0:g} s at {heard.sample_rate / 1000:g} kHz"
-                  + (f" (from {t0:.2f} s of a {heard.duration:.1f} s clip)" if heard.duration > t1 - t0 + 0.05 else ""))
-    image = bottom.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(t0, t1, 0, mel.shape[0]))
-    bottom.set_ylabel("mel bin")
-    bottom.set_xlabel("time (s)")
-    fig.colorbar(image, ax=bottom, label="normalised log-mel", pad=0.01)
-    return fig

@@ -8,9 +8,8 @@ from pathlib import Path
 import gradio as gr
 
 from demo.predictor import ModelSet
-from demo.tabs.common import flag_unsure, info_markdown, model_picker, predictor_or_error, report_panel
+from demo.tabs.common import flag_unsure, info_markdown, model_info_endpoint, model_picker, report_panel, user_errors
 from training.tasks import text as text_task
-from training.tasks.text import TextInputError
 
 EXAMPLES_FILE = Path(__file__).resolve().parents[1] / "examples" / "text" / "emotion_validation.jsonl"
 
@@ -59,39 +58,29 @@ def build(models: ModelSet) -> None:
             info = gr.Markdown(info_markdown(models, picker.value))
             report_panel(models, picker)
 
+    @user_errors
     def classify_text(text: str, model_name: str | None = None):
         """Top labels with probabilities for one text; text past the model's limit is cut, with a warning."""
-        predictor = predictor_or_error(models, model_name)
-        try:
-            _, truncated = text_task.tokenize(predictor.task_config, text)
-            result = predictor.predict(text)
-        except TextInputError as e:
-            raise gr.Error(str(e), print_exception=False) from None
+        predictor = models.get(model_name)
+        _, truncated = text_task.tokenize(predictor.task_config, text)
+        result = predictor.predict(text)
         if truncated:
             gr.Warning(truncation_note(predictor.task_config))
         return result
 
+    @user_errors
     def explain_text(text: str, model_name: str | None = None):
         """The words that pushed the prediction (occlusion scores in [-1, 1]) and notes on how the text was read."""
-        predictor = predictor_or_error(models, model_name)
-        config = predictor.task_config
-        try:
-            ids, truncated = text_task.tokenize(config, text)
-            pieces = text_task.explain(predictor.model, config, text)
-        except TextInputError as e:
-            raise gr.Error(str(e), print_exception=False) from None
+        predictor = models.get(model_name)
+        ids, truncated = text_task.tokenize(predictor.task_config, text)
+        pieces = predictor.explain(text)
         if truncated:
             pieces.append((" …", None))   # the rest of the text was not read, so it gets no colour
-        return pieces, notes(config, ids, truncated)
+        return pieces, notes(predictor.task_config, ids, truncated)
 
     # One endpoint for the button and Enter. The explanation is a second step, run only after a successful
     # prediction, so /classify_text answers with the labels alone and as fast as it can.
     classified = gr.on([button.click, text.submit], classify_text, [text, picker], label, api_name="classify_text")
     classified.success(explain_text, [text, picker], [explanation, note], api_name="explain_text")
     flag_unsure(classified, models, label, picker)
-
-    def text_model_info(model_name=None):
-        """The model panel's text: dataset, validation scores, labels, device, and unavailable checkpoints."""
-        return info_markdown(models, model_name)
-
-    picker.change(text_model_info, picker, info, api_name="text_model_info")
+    model_info_endpoint(models, picker, info, "text_model_info")

@@ -1,45 +1,44 @@
-"""One module per modality; each defines its task once, for training and for the demo.
+"""The task registry: the modalities Triptych trains and serves, by name.
 
-Every task module provides the same names, which the engine, `evaluate` and the demo call:
-
-    NAME                      "image" | "text" | "speech"
-    INPUT_COLUMNS             input column names tried in order when --<x>-column is not given
-    INPUT_FLAG                the flag that names the input column, e.g. "--image-column"
-    DEFAULTS                  engine flag defaults for this task (epochs, batch_size, lr, optimizer, ...)
-    add_arguments(parser)     the task's own flags (model sizes, preprocessing)
-    config_from_args(args)    -> the task's <Task>Config dataclass
-    config_from_dict(d) / config_to_dict(config)   the "model" entry of config.json, and back
-    preprocessing(config)     -> dict: the "preprocessing" entry of config.json (for people to read)
-    fit(config, train_inputs) -> config learned from the raw training inputs (e.g. a tokenizer)
-    encode(config, raw)       -> Tensor: one raw dataset value, decoded once into the training cache
-    make_batch(config, data, lengths, *, train, generator) -> tuple of model inputs; `data` and `lengths`
-                              are rows of the cache already on the training device (train-time
-                              augmentation happens here, on that device)
-    build_model(config, num_labels) -> nn.Module whose forward(*inputs) returns logits
-    prepare(config, raw)      -> tuple of model inputs (batch of one, CPU) for one raw demo input
-    save_extra(config, folder) / load_extra(config, folder)   task files beside the weights
-    adapt_dataset(raw, args)  optional: dataset-specific label mapping (returns raw unchanged otherwise)
+The built-in tasks are packages here (image/, text/, speech/), each behind the contract in `base.py`
+and imported only when first asked for. `register(task)` adds another from anywhere: the CLI, the
+checkpoint loader, the card and the demo then know it too.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import fields
-from types import ModuleType
 
-TASK_NAMES = ("image", "text", "speech")
+from training.tasks.base import InputError, Task
+
+__all__ = ["InputError", "Task", "get_task", "register", "task_names", "unregister"]
+
+BUILTIN = {"image": "training.tasks.image", "text": "training.tasks.text", "speech": "training.tasks.speech"}
+_REGISTERED: dict[str, Task] = {}   # tasks added with register(), by name
 
 
-def get_task(name: str) -> ModuleType:
-    if name not in TASK_NAMES:
+def register(task: Task, *, replace: bool = False) -> Task:
+    """Make `task` (an instance of a Task subclass) known by its name; returns it."""
+    if not isinstance(task, Task) or not task.name:
+        raise TypeError(f"{task!r}: register an instance of a training.tasks.Task subclass with a name")
+    if not replace and (task.name in BUILTIN or task.name in _REGISTERED):
+        raise ValueError(f"a task named {task.name!r} is already registered")
+    _REGISTERED[task.name] = task
+    return task
+
+
+def unregister(name: str) -> None:
+    _REGISTERED.pop(name, None)
+
+
+def task_names() -> tuple[str, ...]:
+    """Every task's name: the built-in ones first, in the demo's tab order, then the registered ones."""
+    return tuple(BUILTIN) + tuple(n for n in _REGISTERED if n not in BUILTIN)
+
+
+def get_task(name: str) -> Task:
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    if name not in BUILTIN:
         raise KeyError(name)
-    return importlib.import_module(f"training.tasks.{name}")
-
-
-def config_from_fields(cls: type, d: dict, *, exclude: tuple[str, ...] = ()):
-    """`cls(**d)` for a task's config dataclass, refusing keys it does not define (a foreign or newer
-    config.json) with a ValueError that names them. `exclude` lists fields never read from a dict."""
-    unknown = set(d) - ({f.name for f in fields(cls)} - set(exclude))
-    if unknown:
-        raise ValueError(f"unknown keys {sorted(unknown)}")
-    return cls(**d)
+    return importlib.import_module(BUILTIN[name]).TASK

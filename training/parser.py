@@ -1,0 +1,98 @@
+"""The command line's parser: `python -m training {<task>,evaluate,calibrate,card,push} ...`.
+
+A task's subcommand has the task's own flags (generated from its settings dataclass), its input-column
+flag, and the data and training flags (from DataSettings and TrainSettings, with the task's defaults).
+`run_settings` turns a parsed task command into typed settings; nothing below the CLI sees a Namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from training.settings import DataSettings, RunSettings, TrainSettings, add_flags, default_workers, from_flags
+from training.tasks import Task, get_task, task_names
+
+DESCRIPTION = """Fine-tune and score Triptych's classifiers.
+
+    python -m training image --dataset uoft-cs/cifar10             # a Hugging Face Hub id
+    python -m training image --dataset ../shared/data/cifar10     # a local folder in Hub layout
+    python -m training image --dataset photos/                    # class subfolders of images
+    python -m training text --dataset reviews.csv --text-column body
+    python -m training speech --dataset ../shared/data/speech_commands --group-column speaker_id
+    torchrun --nproc_per_node 2 -m training image --dataset ...   # DistributedDataParallel
+    python -m training evaluate --checkpoint checkpoints/image/cifar10 --dataset ... --split test
+    python -m training push --checkpoint checkpoints/image/cifar10 --repo-id you/cifar10-resnet20
+"""
+
+
+def add_task_arguments(p: argparse.ArgumentParser, task: Task) -> None:
+    group = add_flags(p, task.Config, title=task.name)
+    group.add_argument(task.input_flag, dest="input_column", default=None, metavar="COLUMN",
+                       help=f"input column (default: auto, {', '.join(task.input_columns)})")
+    add_flags(p, DataSettings, title="data")
+    add_flags(p, TrainSettings, defaults=task.train_defaults, title="training")
+
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder (model.safetensors + config.json)")
+    p.add_argument("--dataset", required=True, help="Hub id, local folder or data file")
+    p.add_argument("--dataset-config", default=None)
+    p.add_argument("--revision", default=None)
+    p.add_argument("--split", default="validation", help="split to score (default: %(default)s)")
+    p.add_argument("--input-column", default=None, help="input column (default: auto for the task)")
+    p.add_argument("--label-column", default=None)
+    p.add_argument("--max-samples", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default=None)
+    p.add_argument("--workers", type=int, default=default_workers())
+    p.add_argument("--report-dir", default=None, help="also write metrics.json and confusion_matrix.png here")
+
+
+def add_card_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    p.add_argument("--dataset-id", default=None,
+                   help="the dataset's Hub id for the card, when the model was trained on a local copy")
+
+
+def add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    p.add_argument("--dataset", default=None,
+                   help="the dataset it was trained on (default: the path recorded in config.json)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--workers", type=int, default=default_workers())
+
+
+def add_push_arguments(p: argparse.ArgumentParser) -> None:
+    add_card_arguments(p)
+    p.add_argument("--repo-id", required=True, help="model repository on the Hub, e.g. you/cifar10-resnet20")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--token", default=None, help="Hub token (default: the one `hf auth login` saved)")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in task_names():
+        task = get_task(name)
+        add_task_arguments(sub.add_parser(name, help=task.summary or f"fine-tune a {name} classifier"), task)
+    add_evaluate_arguments(sub.add_parser("evaluate", help="score a checkpoint on a dataset split; prints JSON"))
+    add_calibrate_arguments(sub.add_parser(
+        "calibrate", help="choose the confidence below which the demo calls the model unsure (training does this)"))
+    add_card_arguments(sub.add_parser("card", help="write the checkpoint's model card (README.md)"))
+    add_push_arguments(sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub"))
+    return parser
+
+
+def run_settings(task: Task, args: argparse.Namespace) -> RunSettings:
+    """Typed settings from a parsed task command: the task's settings checked (errors name the flags),
+    and the checkpoint folder defaulting to checkpoints/<task>/<dataset name>."""
+    from training.data import default_name
+
+    values = vars(args)
+    train = from_flags(TrainSettings, values)
+    if train.output is None:
+        train.output = os.path.join("checkpoints", task.name, default_name(values["dataset"]))
+    data = from_flags(DataSettings, values, input_column=values.get("input_column"))
+    return RunSettings(task.check(from_flags(task.Config, values)), data, train)

@@ -1,0 +1,131 @@
+"""What a run records in its checkpoint's config.json, and the rules for starting from a checkpoint.
+
+`checkpoint_config` is the whole config.json of a run; `run_record` its `train_args` (every flag, as the
+flags are named), which `recorded_settings` reads back into typed settings, for `evaluate`, `calibrate`
+and the examples builder. `start_from_checkpoint` holds the --init-from rules.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from training import checkpoint as ckpt
+from training.device import describe
+from training.settings import DataSettings, RunSettings, TrainSettings, from_record, json_value, to_record
+from training.tasks import Task, get_task
+
+
+class TrainingError(Exception):
+    """A run that cannot go on; the message says what happened and what was kept."""
+
+
+def flag_dest(flag: str) -> str:
+    return flag[2:].replace("-", "_")
+
+
+def run_record(task: Task, settings: RunSettings) -> dict:
+    """config.json's train_args: every flag of the run by its name (the input column under the task's
+    own flag, e.g. image_column), as JSON values."""
+    return {**to_record(settings.task), flag_dest(task.input_flag): json_value(settings.data.input_column),
+            **to_record(settings.data), **to_record(settings.train)}
+
+
+def recorded_settings(config: dict, task: Task | None = None) -> RunSettings:
+    """The settings a checkpoint's run recorded, over the defaults (the task's engine defaults included)
+    for any setting it did not record."""
+    task = task or get_task(config["task"])
+    record = config.get("train_args", {})
+    data = from_record(DataSettings, record, input_column=record.get(flag_dest(task.input_flag)))
+    train = from_record(TrainSettings, {**task.train_defaults, **record})
+    return RunSettings(task.config_from_checkpoint(config), data, train)
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+    out = {"python": platform.python_version()}
+    for name in ("torch", "torchvision", "torchaudio", "datasets", "tokenizers", "safetensors"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def hardware(device: torch.device, world: int) -> str:
+    where = describe(device) if device.type == "cuda" else f"{device.type} ({os.cpu_count()} cores, {platform.machine()})"
+    return f"{world} x {where}" if world > 1 else where
+
+
+def checkpoint_config(task: Task, config, settings: RunSettings, splits, best: dict, *, hardware: str,
+                      seconds: float, parent: dict | None = None) -> dict:
+    """The run's config.json (checkpoint.save_checkpoint adds the format version)."""
+    metrics = {k: v for k, v in best.items() if k != "confusion"}
+    return {"task": task.name, "architecture": task.architecture(config), "labels": list(splits.labels),
+            "model": task.config_to_dict(config), "preprocessing": task.preprocessing_record(config),
+            "metrics": metrics, "dataset": splits.info, "train_args": run_record(task, settings),
+            "versions": versions(), "hardware": hardware, "training_seconds": round(seconds, 1),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **({"init_from": parent} if parent else {})}
+
+
+def record_unsure_threshold(folder, stats: dict) -> None:
+    """Store the "unsure" threshold in config.json, where the demo reads it."""
+    config = ckpt.read_config(folder)
+    config["unsure_threshold"] = stats["threshold"]
+    config.setdefault("metrics", {})["unsure"] = stats
+    ckpt.write_json(Path(folder) / ckpt.CONFIG_NAME, config)
+
+
+# --------------------------------------------------------------------------------------------- --init-from
+
+CARVE_ARGS = ("train_split", "val_fraction", "group_column", "seed")   # which rows a carved validation split holds
+
+
+def check_same_validation_rows(recorded: dict, settings: RunSettings, folder) -> None:
+    """On the same dataset, a validation split carved from train must be carved the same way: otherwise
+    this run would train on rows the checkpoint was validated on, and validate on rows it learned."""
+    parent_args, parent_data = recorded.get("train_args", {}), recorded.get("dataset", {})
+    now = {**to_record(settings.data), **to_record(settings.train)}
+    if (settings.data.eval_split is None and parent_data.get("id") == settings.data.dataset
+            and "held out" in str(parent_data.get("validation_split", ""))):
+        moved = [f"--{k.replace('_', '-')} {parent_args.get(k)!r} (this run: {now[k]!r})" for k in CARVE_ARGS
+                 if k in parent_args and parent_args[k] != now[k]]
+        if moved:
+            raise TrainingError(f"--init-from {folder}: it held out its validation rows with other arguments: "
+                                f"{'; '.join(moved)}. This run would train on rows that checkpoint was validated "
+                                "on and validate on rows it learned; give the same arguments.")
+
+
+def start_from_checkpoint(task: Task, settings: RunSettings, folder, labels: list) -> tuple:
+    """--init-from: (the model settings of the checkpoint in `folder`, what it recorded). The model
+    settings of this run must describe the same network; only the task's training-only settings
+    (augmentation, dropout...) are this run's. The tokenizer or other extra files come from `folder`."""
+    config = settings.task
+    recorded = ckpt.read_config(folder)
+    if recorded.get("task") != task.name:
+        raise TrainingError(f"--init-from {folder}: a {recorded.get('task')} checkpoint, not "
+                            f"{'an' if task.name[0] in 'aeiou' else 'a'} {task.name} one.")
+    if list(recorded.get("labels", [])) != list(labels):
+        raise TrainingError(f"--init-from {folder}: its labels {recorded.get('labels')} are not this dataset's "
+                            f"{list(labels)}; it can only continue on data with the same labels.")
+    check_same_validation_rows(recorded, settings, folder)
+    start = task.config_from_dict(recorded["model"])
+    free = task.train_fields + task.fitted_fields
+    differ = [f"{f.name} {getattr(start, f.name)!r} (this run: {getattr(config, f.name)!r})" for f in fields(config)
+              if f.compare and f.name not in free and getattr(start, f.name) != getattr(config, f.name)]
+    if differ:
+        raise TrainingError(f"--init-from {folder}: give the model arguments it was trained with; its settings "
+                            f"differ in {'; '.join(differ)}.")
+    task.load_extra(start, folder)
+    for name in task.train_fields:
+        setattr(start, name, getattr(config, name))
+    keep = ("architecture", "train_args", "training_seconds", "hardware", "init_from")
+    parent = {"checkpoint": str(folder), **{k: recorded[k] for k in keep if k in recorded},
+              "metrics": {k: recorded.get("metrics", {}).get(k) for k in ("accuracy", "macro_f1", "epoch")}}
+    return start, parent

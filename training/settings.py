@@ -1,0 +1,212 @@
+"""Typed settings, each written once: a dataclass field declared with `option(...)` is also a CLI flag.
+
+The field's name, type, default, help text and choices live in one place; `add_flags` turns them into
+argparse flags (`--batch-size` for `batch_size`, or the field's own `flag=`), `from_flags` reads them
+back into the dataclass, and `to_record` / `from_record` write and read the flat `train_args` entry of
+config.json. The argparse `Namespace` stops in `training.cli`; the engine, the data layer and the tasks
+receive these dataclasses.
+
+A field's `role` says what `--init-from` does with it: "model" settings must equal the checkpoint's,
+"train" settings (augmentation, dropout) come from the new run, "fitted" ones are learned from the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Callable
+
+ROLES = ("model", "train", "fitted")
+
+
+def option(default: Any = MISSING, help: str | None = None, *, flag: str | None = None, choices=None,
+           type: Callable | None = None, metavar: str | None = None, negatable: bool = False,
+           required: bool = False, role: str = "model", default_factory: Callable | None = None,
+           compare: bool = True):
+    """A dataclass field; with `help` it is also a command-line flag.
+
+    `type` defaults to the type of `default` (give it when the default is None); a bool is a switch
+    (`--x`), or `--x/--no-x` when `negatable`. " (default: ...)" is added to the help unless it already
+    speaks of a default or the flag is a switch that is off by default.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role {role!r}: expected one of {ROLES}")
+    cli = None if help is None else {"help": help, "flag": flag, "choices": choices, "type": type,
+                                     "metavar": metavar, "negatable": negatable, "required": required}
+    metadata = {"cli": cli, "role": role}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata, compare=compare)
+    return field(default=default, metadata=metadata, compare=compare)
+
+
+def role_of(f) -> str:
+    return f.metadata.get("role", "model")
+
+
+def fields_with_role(cls, role: str) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if role_of(f) == role)
+
+
+def cli_fields(cls) -> list:
+    return [f for f in fields(cls) if f.metadata.get("cli")]
+
+
+def flag_of(f) -> str:
+    return f.metadata["cli"]["flag"] or "--" + f.name.replace("_", "-")
+
+
+def dest_of(f) -> str:
+    """The key of a field in argparse's namespace and in the recorded `train_args`: its flag's name."""
+    return flag_of(f)[2:].replace("-", "_")
+
+
+def default_of(f, defaults: dict | None = None) -> Any:
+    if defaults and f.name in defaults:
+        return defaults[f.name]
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return None
+
+
+def add_flags(parser, cls, *, defaults: dict | None = None, title: str | None = None):
+    """Add a flag for every `option` of dataclass `cls` with a help text; `defaults` overrides field
+    defaults by field name (a task's engine defaults). Returns the argument group (or the parser)."""
+    group = parser.add_argument_group(title) if title else parser
+    for f in cli_fields(cls):
+        cli, default = f.metadata["cli"], default_of(f, defaults)
+        kwargs = {"dest": dest_of(f), "default": default, "help": cli["help"]}
+        if cli["required"]:
+            kwargs["required"] = True
+            kwargs.pop("default")
+        if isinstance(default, bool) or cli["type"] is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction if cli["negatable"] else "store_true"
+        else:
+            kwargs["type"] = cli["type"] or (type(default) if default is not None else str)
+            for key in ("choices", "metavar"):
+                if cli[key] is not None:
+                    kwargs[key] = cli[key]
+        shows_default = "default" in kwargs["help"] or cli["required"]
+        if not shows_default and not (kwargs.get("action") == "store_true" and not default):
+            kwargs["help"] += " (default: %(default)s)"
+        group.add_argument(flag_of(f), **kwargs)
+    return group
+
+
+def from_flags(cls, values: dict, **overrides):
+    """`cls` from parsed flags (`vars(namespace)`, keyed by flag name); fields without a flag keep their
+    defaults unless given in `overrides`."""
+    kwargs = {f.name: values[dest_of(f)] for f in cli_fields(cls) if dest_of(f) in values}
+    return cls(**{**kwargs, **overrides})
+
+
+def json_value(value: Any) -> Any:
+    """A JSON value: tuples (e.g. --widths) become lists; anything else JSON cannot hold, its text."""
+    if isinstance(value, tuple):
+        return [json_value(v) for v in value]
+    if isinstance(value, (int, float, str, bool, type(None), list)):
+        return value
+    return str(value)
+
+
+def to_record(obj) -> dict:
+    """The flag values of a settings object, keyed as the flags are named (config.json's train_args)."""
+    return {dest_of(f): json_value(getattr(obj, f.name)) for f in cli_fields(obj)}
+
+
+def record_fields(cls, record: dict) -> dict:
+    """{field name: value} of the flags of `cls` found in a recorded train_args dict; lists come back as
+    tuples (JSON has no tuples)."""
+    return {f.name: tuple(record[dest_of(f)]) if isinstance(record[dest_of(f)], list) else record[dest_of(f)]
+            for f in cli_fields(cls) if dest_of(f) in record}
+
+
+def from_record(cls, record: dict, **overrides):
+    """`cls` from a recorded train_args dict: recorded flags over the field defaults (a record made
+    before a setting existed gets its default)."""
+    return cls(**{**record_fields(cls, record), **overrides})
+
+
+def from_dict(cls, d: dict, *, exclude: tuple[str, ...] = ()):
+    """`cls(**d)` for a settings dataclass, refusing keys it does not define (a foreign or newer
+    config.json) with a ValueError that names them; lists become tuples where the default is a tuple.
+    `exclude` lists fields never read from a dict."""
+    known = {f.name: f for f in fields(cls) if f.name not in exclude}
+    unknown = set(d) - set(known)
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) and isinstance(default_of(known[k]), tuple) else v
+                  for k, v in d.items()})
+
+
+def default_workers() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+# ------------------------------------------------------------------------------------ the run's settings
+
+@dataclass
+class DataSettings:
+    """Which rows a run trains and validates on (training/data.py reads these)."""
+    dataset: str | None = option(None, "Hub id (uoft-cs/cifar10), a local folder (Hub layout or class "
+                                       "subfolders) or a parquet/csv/json file", required=True)
+    dataset_config: str | None = option(None, "dataset configuration name on the Hub (e.g. v0.02)", type=str)
+    revision: str | None = option(None, "Hub revision (branch, tag or commit) to load", type=str)
+    input_column: str | None = None   # its flag is the task's (--image-column, --text-column, ...)
+    label_column: str | None = option(None, "label column (default: auto, label or labels)", type=str)
+    train_split: str = option("train", "split to train on")
+    eval_split: str | None = option(None, "split used for validation (default: 'validation' if present, else "
+                                          "carved from train)", type=str)
+    val_fraction: float = option(0.1, "fraction of train held out for validation when there is no validation "
+                                      "split, stratified by label")
+    group_column: str | None = option(None, "hold out whole groups (e.g. speaker_id) for validation instead of "
+                                            "stratifying", type=str)
+    max_train_samples: int | None = option(None, "use at most this many training rows", type=int)
+    max_eval_samples: int | None = option(None, "use at most this many validation rows", type=int)
+    workers: int = option(help="processes decoding the data once before training", default_factory=default_workers)
+    no_cache: bool = option(False, "decode again instead of reusing the on-disk tensor cache")
+
+
+@dataclass
+class TrainSettings:
+    """How the engine trains (training/engine.py reads these); each task overrides some defaults."""
+    epochs: int = option(10, "passes over the training rows")
+    batch_size: int = option(64, "rows per step, per process")
+    eval_batch_size: int | None = option(None, "(default: twice --batch-size)", type=int)
+    lr: float = option(1e-3, "peak learning rate")
+    weight_decay: float = option(0.0, "decoupled (AdamW) or L2 (SGD) weight decay")
+    optimizer: str = option("adamw", "optimiser", choices=("sgd", "adamw"))
+    momentum: float = option(0.9, "SGD (Nesterov) momentum")
+    norm_lr_scale: float = option(1.0, "multiply the learning rate of BatchNorm parameters by this; airbench's "
+                                       "fixed-scale BatchNorm trains its shifts at 64x")
+    lookahead: bool = option(False, "every 5 steps pull the weights toward a slow average of themselves and "
+                                    "restart from it; the average is the final model (airbench's Lookahead)")
+    precision: str = option("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere; bf16 also on CPUs with AMX "
+                                    "or AVX512-BF16, where it is about 3x faster for convolutions",
+                            choices=("auto", "bf16", "fp32"))
+    warmup_fraction: float = option(0.1, "share of steps spent warming up the learning rate")
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss")
+    grad_clip: float = option(0.0, "clip the gradient norm to this value; 0 = off")
+    class_weights: bool = option(False, "weight the loss by inverse label frequency, for imbalanced data",
+                                 negatable=True)
+    patience: int = option(0, "stop after this many epochs without a better validation accuracy; 0 = never")
+    seed: int = option(0, "seed of the carved validation split, the initialisation and the batch order")
+    device: str | None = option(None, "cuda, cuda:1, mps or cpu (default: cuda, then mps, then cpu)", type=str)
+    threads: int = option(0, "CPU threads for torch; 0 = torch's default")
+    output: str | None = option(None, "checkpoint folder (default: checkpoints/<task>/<dataset name>)", type=str)
+    init_from: str | None = option(None, "start from the weights of this checkpoint folder (same task, labels "
+                                         "and model arguments; its tokenizer too) instead of a fresh network, "
+                                         "with a new optimiser and schedule, e.g. a second, regularised run on "
+                                         "top of a first", type=str, metavar="CHECKPOINT")
+    resume: bool = option(False, "continue from the resume state in --output (after a crash or Ctrl-C)")
+    quiet: bool = option(False, "no progress bars or summaries")
+
+
+@dataclass
+class RunSettings:
+    """Everything one training run is given: the task's settings and the data and engine settings."""
+    task: Any                      # the task's settings dataclass (its Config)
+    data: DataSettings
+    train: TrainSettings

@@ -1,0 +1,178 @@
+"""The task contract: everything the engine, the checkpoint, the card and the demo need from a modality.
+
+A task is one package under `training/tasks/<name>/` whose `__init__` defines a `Task` subclass and an
+instance of it named `TASK`; `training.tasks.register` adds one defined anywhere else. Nothing outside a
+task's package asks which task it is: every per-task fact and hook is here, each with its default.
+
+Facts (class attributes):
+
+    name              "image", "text", "speech": the CLI subcommand, checkpoints/<name>/, config.json's task
+    Config            the task's settings dataclass; its `option(...)` fields are the task's CLI flags
+                      (training/settings.py), and its fields are config.json's "model" entry
+    summary           the CLI subcommand's one-line help
+    input_columns     input column names tried in order when the input flag is not given
+    input_flag        the flag that names the input column, e.g. "--image-column"
+    train_defaults    TrainSettings defaults for this task (epochs, batch_size, lr, optimizer, ...)
+    pipeline_tag      the Hugging Face Hub pipeline tag of its model cards
+    default_model     the checkpoint name a demo tab starts with (and an API call without a model uses)
+    local_files       files in its checkpoint folders that are never pushed (training-only state)
+    channels_last     train in channels_last memory format where bf16/cuDNN kernels want it (convnets)
+    feature_version   the version of its preprocessing code (decoding, resizing, features): recorded in
+                      config.json, and a checkpoint made with a version the code no longer provides is
+                      refused instead of being fed different features
+    explanation       what `explain` returns, in words (for the demo and the model card)
+
+Hooks (methods; `config` is an instance of `Config`):
+
+    check(config)                   -> config validated and settled (derived fields); errors name flags
+    config_from_dict(d) / config_to_dict(config)   config.json's "model" entry, and back
+    config_from_checkpoint(config)  -> config from a whole config.json (its "model", then its train_args)
+    preprocessing(config)           -> dict: config.json's "preprocessing" entry, for people to read
+    adapt_dataset(raw, config, seed)   a dataset-specific mapping of the raw DatasetDict (labels...)
+    fit(config, train_inputs)       -> config learned from the raw training inputs (e.g. a tokenizer)
+    encode(config, raw)             -> Tensor: one raw dataset value, decoded once into the training cache
+    make_batch(config, data, lengths, *, train, generator) -> tuple of model inputs from cache rows
+                                       already on the training device (augmentation happens here)
+    build_model(config, num_labels, *, pretrained) -> nn.Module whose forward(*inputs) returns logits;
+                                       `pretrained` is False when the weights come from elsewhere
+                                       (--init-from, --resume, a checkpoint)
+    init_from_data(model, config, train_x)   data-dependent initialisation of a fresh model
+    prepare(config, raw)            -> tuple of model inputs (batch of one, CPU) for one raw demo input
+    explain(model, config, raw)     -> the explanation of one prediction (see `explanation`)
+    limitations(config)             -> sentences for the model card: where not to trust the model
+    save_extra(config, folder) / load_extra(config, folder)   task files beside the weights
+
+Bad user input raises `InputError` with a message for people, in every task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from training.settings import fields_with_role, from_dict, record_fields
+
+
+class InputError(ValueError):
+    """An input a user gave that cannot be used (an unreadable image, empty text, silent audio...); the
+    message says why in words and is shown to that user as it is."""
+
+
+class FeatureVersionError(ValueError):
+    """A checkpoint whose preprocessing version this code does not provide."""
+
+
+class Task:
+    """The base of every task: the defaults of the contract (see the module's docstring)."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type]
+    summary: ClassVar[str] = ""
+    input_columns: ClassVar[tuple[str, ...]] = ("input",)
+    input_flag: ClassVar[str] = "--input-column"
+    train_defaults: ClassVar[dict] = {}
+    pipeline_tag: ClassVar[str] = ""
+    default_model: ClassVar[str | None] = None
+    local_files: ClassVar[tuple[str, ...]] = ()
+    channels_last: ClassVar[bool] = False
+    feature_version: ClassVar[int] = 1
+    explanation: ClassVar[str] = ""
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+    # ---------------------------------------------------------------------------------------- settings
+
+    @property
+    def train_fields(self) -> tuple[str, ...]:
+        """Settings that only change training (role "train"): --init-from takes them from the new run."""
+        return fields_with_role(self.Config, "train")
+
+    @property
+    def fitted_fields(self) -> tuple[str, ...]:
+        """Settings learned from the data (role "fitted"), e.g. a tokenizer's vocabulary size."""
+        return fields_with_role(self.Config, "fitted")
+
+    def check(self, config):
+        return config
+
+    def config_from_dict(self, d: dict):
+        return self.check(from_dict(self.Config, d, exclude=self.unsaved_fields()))
+
+    def config_from_checkpoint(self, config: dict):
+        """The settings a checkpoint's config.json records: its "model" entry, over the flags its run
+        recorded in "train_args" for settings the entry predates (e.g. a data setting added later)."""
+        return self.config_from_dict({**record_fields(self.Config, config.get("train_args", {})),
+                                      **config["model"]})
+
+    def config_to_dict(self, config) -> dict:
+        skip = self.unsaved_fields()
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items() if k not in skip}
+
+    def unsaved_fields(self) -> tuple[str, ...]:
+        """Fields of Config that hold data, not settings (compare=False), and never go to config.json."""
+        return tuple(f.name for f in fields(self.Config) if not f.compare)
+
+    def architecture(self, config) -> str:
+        return getattr(config, "architecture", self.name)
+
+    def preprocessing(self, config) -> dict:
+        return {}
+
+    def preprocessing_record(self, config) -> dict:
+        """config.json's "preprocessing": the task's description of it, with its feature version."""
+        return {"feature_version": self.feature_version, **self.preprocessing(config)}
+
+    def check_feature_version(self, preprocessing: dict) -> None:
+        """Refuse a checkpoint whose features this code no longer computes the same way. Checkpoints
+        written before versions were recorded used version 1."""
+        version = preprocessing.get("feature_version", 1)
+        if version != self.feature_version:
+            raise FeatureVersionError(
+                f"its {self.name} preprocessing is version {version}, and this code provides version "
+                f"{self.feature_version}: its inputs would be decoded differently from how it was trained. "
+                "Retrain it, or use the Triptych release that trained it.")
+
+    # -------------------------------------------------------------------------------------------- data
+
+    def adapt_dataset(self, raw, config, seed: int):
+        return raw
+
+    def fit(self, config, train_inputs):
+        return config
+
+    def encode(self, config, raw) -> torch.Tensor:
+        raise NotImplementedError
+
+    def make_batch(self, config, data: torch.Tensor, lengths: torch.Tensor, *, train: bool,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------------- model
+
+    def build_model(self, config, num_labels: int, *, pretrained: bool = False) -> nn.Module:
+        raise NotImplementedError
+
+    def init_from_data(self, model: nn.Module, config, train_x: torch.Tensor) -> None:
+        pass
+
+    def save_extra(self, config, folder) -> None:
+        pass
+
+    def load_extra(self, config, folder) -> None:
+        pass
+
+    # -------------------------------------------------------------------------------------------- demo
+
+    def prepare(self, config, raw) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+    def explain(self, model: nn.Module, config, raw) -> Any:
+        return None
+
+    def limitations(self, config: dict) -> list[str]:
+        """Model-card sentences beyond the generic ones; `config` is the checkpoint's config.json."""
+        return []

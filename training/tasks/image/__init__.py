@@ -1,0 +1,87 @@
+"""Image classification, defined once for training and the demo.
+
+    config.py       ImageConfig: the settings, which are also the `image` command's flags
+    decode.py       any image file -> checked RGB (size limits, EXIF, palettes, alpha) -> uint8 square
+    preprocess.py   the training cache, normalisation, batches (augmented on the training device)
+    augment.py      random crop + flip, TrivialAugment, cutout
+    models.py       ResNet-20, airbench's network, torchvision backbones (with ImageNet weights)
+    explain.py      Grad-CAM over what the model saw
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from training.tasks.base import InputError, Task
+from training.tasks.image.augment import cutout, random_crop_flip, trivial_augment
+from training.tasks.image.config import (ARCHITECTURES, IMAGENET_MEAN, IMAGENET_STD, TORCHVISION_ARCHITECTURES,
+                                         ImageConfig, check, parse_widths)
+from training.tasks.image.decode import MAX_FILE_BYTES, MAX_PIXELS, load_image, to_rgb, to_uint8
+from training.tasks.image.explain import cam_layer, cam_overlay, grad_cam
+from training.tasks.image.models import AirbenchNet, CifarResNet, build_model
+from training.tasks.image.preprocess import encode, make_batch, normalize, prepare
+
+__all__ = ["ARCHITECTURES", "IMAGENET_MEAN", "IMAGENET_STD", "MAX_FILE_BYTES", "MAX_PIXELS", "TASK",
+           "TORCHVISION_ARCHITECTURES", "AirbenchNet", "CifarResNet", "ImageConfig", "ImageTask", "InputError",
+           "build_model", "cam_layer", "cam_overlay", "check", "cutout", "encode", "grad_cam", "load_image",
+           "make_batch", "normalize", "parse_widths", "prepare", "random_crop_flip", "to_rgb", "to_uint8",
+           "trivial_augment"]
+
+VIEWS = {1: "the image and its mirror image", 2: "the image, its mirror image and one-pixel shifts of both"}
+
+
+class ImageTask(Task):
+    name = "image"
+    Config = ImageConfig
+    summary = "fine-tune an image classifier"
+    input_columns = ("img", "image")
+    input_flag = "--image-column"
+    # SGD + Nesterov with a one-cycle schedule is the standard CIFAR recipe (torchvision references,
+    # airbench); label smoothing 0.1 adds about half a point at short schedules.
+    train_defaults = dict(epochs=15, batch_size=128, lr=0.1, weight_decay=5e-4, optimizer="sgd",
+                          label_smoothing=0.1, warmup_fraction=0.15)
+    pipeline_tag = "image-classification"
+    default_model = "cifar10"
+    channels_last = True      # what oneDNN's and cuDNN's fast bf16 convolution kernels want
+    explanation = "Grad-CAM heatmap over the image the model saw"
+
+    def check(self, config: ImageConfig) -> ImageConfig:
+        return check(config)
+
+    def preprocessing(self, config: ImageConfig) -> dict:
+        return {"image_size": config.image_size, "resize": "shorter side, then centre crop",
+                "mean": list(config.mean), "std": list(config.std), "color_mode": "RGB",
+                "train_augment": config.augment}
+
+    encode = staticmethod(encode)
+    make_batch = staticmethod(make_batch)
+    build_model = staticmethod(build_model)
+
+    def init_from_data(self, model: nn.Module, config: ImageConfig, train_x: torch.Tensor) -> None:
+        """airbench's whitening filters, from the patch statistics of 5000 training images (more changes
+        nothing measurable)."""
+        if isinstance(model, AirbenchNet):
+            model.init_whitening(normalize(config, train_x[:5000].cpu()))
+
+    prepare = staticmethod(prepare)
+
+    def explain(self, model: nn.Module, config: ImageConfig, raw):
+        """Grad-CAM for the top label, drawn over the model's view of `raw` (a PIL image)."""
+        image = load_image(raw)   # decoded once, for the model and for the picture
+        (x,) = prepare(config, image)
+        x = x.to(next(model.parameters()).device)
+        return cam_overlay(config, image, grad_cam(model, x))
+
+    def limitations(self, config: dict) -> list[str]:
+        size = config.get("preprocessing", {}).get("image_size")
+        out = [f"It sees {size}x{size} pixels: a photo is resized (shorter side) and centre-cropped to that, "
+               "so small or off-centre objects are lost."]
+        tta = config.get("model", {}).get("tta")
+        if tta in VIEWS:
+            out.append(f"Its prediction is the average over {VIEWS[tta]} (test-time views), as in validation; "
+                       "a single view is slightly less accurate.")
+        return out
+
+
+TASK = ImageTask()

@@ -1,0 +1,73 @@
+"""The image task's settings: one dataclass, whose `option` fields are also the `image` command's flags."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from training.settings import option
+
+ARCHITECTURES = ("resnet20", "airbench", "resnet18", "mobilenet_v3_small", "efficientnet_b0")
+TORCHVISION_ARCHITECTURES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
+AUGMENTATIONS = ("none", "crop-flip", "trivialaugment")
+# ImageNet statistics: what torchvision's pretrained weights expect, and close enough to CIFAR's
+# (0.49, 0.48, 0.45 / 0.25, 0.24, 0.26) that a model trained from scratch loses nothing by sharing them.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+AIRBENCH94_WIDTHS = (64, 256, 256)
+
+
+def parse_widths(text: str) -> tuple:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) != 3 or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give three positive channel counts, e.g. 128,384,384")
+    return widths
+
+
+@dataclass
+class ImageConfig:
+    architecture: str = option("resnet20", "resnet20: compact CIFAR-style residual network trained from scratch; "
+                                           "the others are torchvision backbones", flag="--model",
+                               choices=ARCHITECTURES)
+    image_size: int = option(32, "side of the square model input")
+    width: int = option(16, "resnet20 base width (channels of its first stage: 16, 32, 64 per stage)")
+    pretrained: bool = option(False, "start from torchvision's ImageNet weights (downloaded once; needs network)")
+    small_input_stem: bool = False   # resnet18 from scratch at <= 64 px: 3x3 stride-1 stem, no max-pool (derived)
+    augment: str = option("crop-flip", "train-time augmentation: random crop with padding + flip, optionally "
+                                       "TrivialAugment", choices=AUGMENTATIONS, role="train")
+    crop_padding: int = option(0, "random-crop translation in pixels; 0 = a eighth of --image-size", role="train")
+    tta: int = option(2, "airbench only: average the logits over the mirror (1) and one-pixel shifts (2) in "
+                         "eval, in validation and in the demo alike", choices=(0, 1, 2))
+    widths: tuple = option(AIRBENCH94_WIDTHS, "airbench only: channels of its three conv groups; airbench95's "
+                                              "wider network is 128,384,384 (default: 64,256,256)",
+                           type=parse_widths, metavar="W1,W2,W3")
+    cutout: int = option(0, "train-time cutout (DeVries & Taylor, 2017): a random square of this side inside "
+                            "each image is set to the mean colour; airbench96 uses 12 at 32x32 (default: off)",
+                         metavar="PIXELS", role="train")
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+
+    def __post_init__(self):
+        """Settle what follows from the architecture: a setting that does not apply to it is not kept."""
+        airbench = self.architecture == "airbench"
+        self.tta = self.tta if airbench else 0
+        self.widths = tuple(self.widths) if airbench else AIRBENCH94_WIDTHS
+        self.mean, self.std = tuple(self.mean), tuple(self.std)
+        self.small_input_stem = self.architecture == "resnet18" and not self.pretrained and self.image_size <= 64
+
+
+def check(config: ImageConfig) -> ImageConfig:
+    """Refuse impossible settings, naming their flags."""
+    if config.architecture not in ARCHITECTURES:
+        raise ValueError(f"--model {config.architecture!r}: unknown architecture; choose one of {ARCHITECTURES}.")
+    if config.pretrained and config.architecture not in TORCHVISION_ARCHITECTURES:
+        raise ValueError(f"--pretrained: {config.architecture} has no pretrained weights; choose one of "
+                         f"{', '.join(TORCHVISION_ARCHITECTURES)} or train it from scratch.")
+    if config.image_size < 8:
+        raise ValueError(f"--image-size {config.image_size}: must be at least 8.")
+    if not 0 <= config.cutout <= config.image_size:
+        raise ValueError(f"--cutout {config.cutout}: choose from 0 (off) to --image-size ({config.image_size}).")
+    return config

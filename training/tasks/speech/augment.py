@@ -1,0 +1,103 @@
+"""Train-time speech augmentation, batched: time shift, background noise, time/frequency stretch, SpecAugment.
+
+The background noise comes from the training split itself where it has some (Speech Commands'
+`_background_noise_` / `_silence_` clips, kept by `collect_noise`), else coloured noise is generated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from training.tasks.speech.config import SpeechConfig
+
+# Folders whose clips are background noise in Speech Commands (`_silence_` in the 12-class layout,
+# `_background_noise_` in the original archive): the noise mixed into other clips during training.
+NOISE_FOLDERS = ("_silence_", "_background_noise_")
+MAX_NOISE_CLIPS = 32
+
+
+def collect_noise(config: SpeechConfig, train_inputs, encode) -> torch.Tensor | None:
+    """Up to MAX_NOISE_CLIPS background-noise clips of the training split, through `encode`, stacked."""
+    noise = []
+    for raw in train_inputs:
+        path = raw.get("path") if isinstance(raw, dict) else raw if isinstance(raw, str) else None
+        if path and any(part in NOISE_FOLDERS for part in Path(str(path)).parts[:-1]):
+            noise.append(encode(config, raw))
+            if len(noise) == MAX_NOISE_CLIPS:
+                break
+    return torch.stack(noise) if noise else None
+
+
+def time_shift(x: torch.Tensor, max_shift: int, generator) -> torch.Tensor:
+    """Shift each clip by up to `max_shift` samples either way, filling with silence."""
+    if max_shift <= 0:
+        return x
+    b, n = x.shape
+    offset = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator).to(x.device)
+    padded = torch.nn.functional.pad(x, (max_shift, max_shift))
+    index = offset[:, None] + torch.arange(n, device=x.device)
+    return padded.gather(1, index)
+
+
+def noise_like(config: SpeechConfig, b: int, n: int, generator) -> torch.Tensor:
+    """`b` noise clips: slices of the dataset's background noise, else coloured noise (white to brown)."""
+    if config.noise is not None and len(config.noise):
+        bank = config.noise.float()
+        which = torch.randint(0, len(bank), (b,), generator=generator)
+        shift = torch.randint(0, bank.shape[1], (b,), generator=generator)
+        if n <= bank.shape[1]:
+            # The same slices as the wrapped gather below, as row copies from a strided view of the bank
+            # followed by its start: 4x faster (12 vs 51 ms for 64 one-second clips, bench/train.py).
+            return torch.cat([bank, bank[:, : n - 1]], 1).unfold(1, n, 1)[which, shift]
+        index = (shift[:, None] + torch.arange(n)) % bank.shape[1]
+        return bank[which[:, None], index]
+    white = torch.randn(b, n, generator=generator)
+    slope = torch.rand(b, 1, generator=generator) * 2.0          # 0 white, 1 pink, 2 brown
+    freqs = torch.fft.rfftfreq(n).clamp_min(1.0 / n)
+    return torch.fft.irfft(torch.fft.rfft(white) * freqs ** (-slope / 2), n=n)
+
+
+def add_noise(config: SpeechConfig, x: torch.Tensor, generator) -> torch.Tensor:
+    b, n = x.shape
+    noise = noise_like(config, b, n, generator).to(x.device)
+    lo, hi = config.snr_db
+    snr = (lo + (hi - lo) * torch.rand(b, 1, generator=generator)).to(x.device)
+    use = (torch.rand(b, 1, generator=generator) < config.noise_prob).to(x.device)
+    signal_rms = x.pow(2).mean(1, keepdim=True).sqrt()
+    noise_rms = noise.pow(2).mean(1, keepdim=True).sqrt().clamp_min(1e-8)
+    scale = signal_rms / noise_rms * 10 ** (-snr / 20)
+    return x + torch.where(use, scale, torch.zeros_like(scale)) * noise
+
+
+def stretch(features: torch.Tensor, amount: float, generator, time_amount: float | None = None) -> torch.Tensor:
+    """Stretch each clip's spectrogram in time (speaking rate) and in frequency about 0 Hz (vocal tract
+    length, as in VTLP, Jaitly and Hinton 2013) by random factors within 1 +- `time_amount` (default
+    `amount`) and 1 +- `amount`."""
+    time_amount = amount if time_amount is None else time_amount
+    if amount <= 0 and time_amount <= 0:
+        return features
+    b = features.shape[0]
+    amounts = torch.tensor([time_amount, amount])
+    scale = 1 + amounts * (2 * torch.rand(b, 2, generator=generator) - 1)     # (time, frequency)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = scale[:, 0]
+    theta[:, 1, 1] = scale[:, 1]
+    theta[:, 1, 2] = scale[:, 1] - 1          # keep the lowest mel bin in place
+    grid = torch.nn.functional.affine_grid(theta, (b, 1, *features.shape[1:]), align_corners=True)
+    out = torch.nn.functional.grid_sample(features.unsqueeze(1), grid.to(features.device), mode="bilinear",
+                                          padding_mode="border", align_corners=True)
+    return out.squeeze(1)
+
+
+def spec_augment(config: SpeechConfig, features: torch.Tensor) -> torch.Tensor:
+    """One frequency and one time mask per clip (Park et al., 2019), drawn independently per clip."""
+    import torchaudio
+
+    x = features.unsqueeze(1)   # iid_masks needs (batch, channel, freq, time)
+    if config.freq_mask:
+        x = torchaudio.transforms.FrequencyMasking(config.freq_mask, iid_masks=True)(x)
+    if config.time_mask:
+        x = torchaudio.transforms.TimeMasking(config.time_mask, iid_masks=True)(x)
+    return x.squeeze(1)
