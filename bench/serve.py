@@ -20,6 +20,13 @@ function does nothing (the framework's floor: upload, queue, pre/postprocessing,
 
 Prints a table; asserts nothing. Numbers on a shared machine are noisy: repeat (`--repeat`) and read the
 medians that are printed at the end.
+
+    .venv/bin/python bench/serve.py --shipped [--write]
+
+measures every checkpoint folder under checkpoints/ instead (whatever is shipped, never a fixed list): its
+bare `Predictor.predict` p50 on one CPU thread, on its task's sample input (an example file, decoding
+included), with its size and recorded scores and training time; `--write` puts that table into README.md
+and bench/RESULTS.md between their `shipped-checkpoints` markers.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ TABS = {   # tab -> (API endpoint, echo endpoint)
     "speech": ("/recognize_speech", "/echo_speech"),
 }
 INPUTS = {
-    "image": REPO / "demo/examples/image/cat.png",
+    "image": REPO / "demo/examples/image/cat-1.png",
     "text": "i was terrified walking home alone in the dark last night",
     "speech": None,   # the first example clip, found at run time
 }
@@ -239,6 +246,94 @@ def print_row(tab: str, r: dict) -> None:
           flush=True)
 
 
+# ------------------------------------------------------------------------------- every shipped checkpoint
+
+MARKERS = ("<!-- shipped-checkpoints:start -->", "<!-- shipped-checkpoints:end -->")
+LOCAL_ONLY = ("resume.pt", ".*", "*.tmp")
+
+
+def shipped(root: Path) -> list[Path]:
+    """Every checkpoint folder under root/<task>/, tasks in the registry's order."""
+    from training.tasks import task_names
+    return [c.parent for task in task_names() for c in sorted((root / task).glob("*/config.json"))]
+
+
+def sample_input(task: str):
+    return {"image": INPUTS["image"], "text": INPUTS["text"], "speech": speech_input()}.get(task)
+
+
+def shipped_size(folder: Path) -> int:
+    """Bytes of what the folder ships (what `python -m training push` uploads)."""
+    import json
+
+    from training.tasks import get_task
+    config = json.loads((folder / "config.json").read_text())
+    skip = (*LOCAL_ONLY, *get_task(config["task"]).local_files)
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and not any(p.match(g) for g in skip))
+
+
+def bare_p50(folder: Path, raw, n: int) -> float:
+    """p50 of Predictor.predict on one CPU thread, milliseconds, decoding and preprocessing included."""
+    import torch
+
+    from demo.predictor import Predictor
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        predictor = Predictor.load(folder, "cpu")
+        arg = str(raw) if isinstance(raw, Path) else raw
+        for _ in range(5):
+            predictor.predict(arg)
+        ms = []
+        for _ in range(n):
+            t = time.perf_counter()
+            predictor.predict(arg)
+            ms.append((time.perf_counter() - t) * 1000)
+        return statistics.median(ms)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def recipe_for(folder: Path) -> str:
+    rel = folder.relative_to(REPO).as_posix()
+    for recipe in sorted((REPO / "recipes").glob("*.sh")):
+        if rel in recipe.read_text():
+            return f"`bash recipes/{recipe.name}`"
+    return "n/a"
+
+
+def shipped_row(folder: Path, n: int) -> str:
+    import json
+
+    from training.card import describe_size, parameter_count, stages
+
+    config = json.loads((folder / "config.json").read_text())
+    m, d = config["metrics"], config["dataset"]
+    model = f"{config['architecture']}{describe_size(parameter_count(folder / 'model.safetensors'))}"
+    if config.get("pretrained"):
+        model += ", from ImageNet weights"
+    minutes = sum(float(r.get("training_seconds") or 0) for r in stages(config)) / 60
+    raw = sample_input(config["task"])
+    p50 = f"{bare_p50(folder, raw, n):.1f} ms" if raw is not None else "n/a"
+    return (f"| `{folder.relative_to(REPO).as_posix()}` | {model} | `{Path(str(d.get('id'))).name}`, validation: "
+            f"{d.get('validation_split')} | {m['accuracy']:.1%} (macro-F1 {m['macro_f1']:.3f}) | "
+            f"{shipped_size(folder) / 1e6:.1f} MB | {p50} | {minutes:.0f} min on {config.get('hardware', '?')} | "
+            f"{recipe_for(folder)} |")
+
+
+def shipped_table(root: Path, n: int) -> str:
+    rows = [shipped_row(folder, n) for folder in shipped(root)]
+    return "\n".join(["| checkpoint | model | data | validation accuracy | size | p50, 1 CPU thread | training | rebuild |",
+                      "|---|---|---|---|---|---|---|---|", *rows])
+
+
+def write_table(path: Path, table: str) -> None:
+    text = path.read_text()
+    start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
+    path.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--requests", type=int, default=200, help="sequential calls per tab, app and echo each")
@@ -249,9 +344,18 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=1, help="repeat the whole measurement; medians are printed")
     p.add_argument("--checkpoints", type=Path, default=REPO / "checkpoints")
     p.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)   # internal: the app process
+    p.add_argument("--shipped", action="store_true", help="measure every shipped checkpoint's bare p50 instead")
+    p.add_argument("--write", action="store_true", help="with --shipped: write the table into README.md and RESULTS.md")
     args = p.parse_args()
     if args.serve is not None:
         return serve(args.serve)
+    if args.shipped:
+        table = shipped_table(args.checkpoints, args.bare_requests)
+        print(table)
+        if args.write:
+            for path in (REPO / "README.md", REPO / "bench" / "RESULTS.md"):
+                write_table(path, table)
+        return None
 
     import torch
     from app import CONCURRENCY

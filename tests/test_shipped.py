@@ -131,3 +131,19 @@ def test_shipped_models_give_the_probabilities_they_gave_before(name):
         raw = str(REPO / row["input"]) if name != "text/emotion" else row["input"]
         got = list(predictor.predict(raw).values())
         assert got == pytest.approx(row["probabilities"], abs=2e-5), row["input"]
+
+
+def test_the_readme_table_lists_exactly_the_shipped_checkpoints():
+    """README.md's table of shipped checkpoints (written by `bench/serve.py --shipped --write`) names every
+    checkpoint folder that is shipped and no other, each with a latency and a size."""
+    import re
+
+    text = (REPO / "README.md").read_text()
+    start, end = text.index("<!-- shipped-checkpoints:start -->"), text.index("<!-- shipped-checkpoints:end -->")
+    rows = [line for line in text[start:end].splitlines() if line.startswith("| `checkpoints/")]
+    listed = [re.match(r"\| `checkpoints/([^`]+)`", row).group(1) for row in rows]
+    shipped = sorted(p.parent.relative_to(REPO / "checkpoints").as_posix()
+                     for p in (REPO / "checkpoints").glob("*/*/config.json"))
+    assert sorted(listed) == shipped and len(listed) == len(set(listed))
+    for row in rows:
+        assert re.search(r"\| \d+\.\d ms \|", row) and re.search(r"\| \d+\.\d MB \|", row), row

@@ -121,12 +121,22 @@ def model_card(config: dict, name: str, dataset_id: str | None = None, parameter
               f"- Hardware: {config.get('hardware', '?')}; training time {config.get('training_seconds', '?')} s"
               + (f" ({sum(float(r.get('training_seconds') or 0) for r in runs):.1f} s with the runs it started from)"
                  if len(runs) > 1 else ""),
-              *lineage(runs),
+              *lineage(runs), *pretrained_lines(config),
               f"- Model settings: `{json.dumps(config.get('model', {}), sort_keys=True)}`",
               f"- Package versions: {json.dumps(config.get('versions', {}))}",
               f"- Arguments: `{json.dumps({k: v for k, v in args.items() if v is not None}, sort_keys=True)}`",
               f"- Preprocessing: `{json.dumps(config.get('preprocessing', {}), sort_keys=True)}`", ""]
     return "\n".join(lines)
+
+
+def pretrained_lines(config: dict) -> list[str]:
+    """Where the network's starting weights came from, with their license."""
+    p = config.get("pretrained")
+    if not p:
+        return []
+    digest = f", sha256 {p['sha256'][:16]}..." if p.get("sha256") else ""
+    return [f"- Fine-tuned from ImageNet-pretrained weights: {p.get('source')}{digest}; weights license "
+            f"{p.get('license', 'unknown')}"]
 
 
 def stages(config: dict) -> list[dict]:

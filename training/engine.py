@@ -56,10 +56,14 @@ def steps_per_epoch(rows: int, batch_size: int) -> int:
 
 
 def train_one_epoch(model, task, config, data, lengths, labels, optimizer, scheduler, *, train, epoch: int,
-                    device, rank: int, world: int, loss_weight=None, show_progress=True, lookahead=None) -> dict:
+                    device, rank: int, world: int, loss_weight=None, show_progress=True, lookahead=None,
+                    head_only: nn.Module | None = None) -> dict:
     from tqdm.auto import tqdm
 
     model.train()
+    if head_only is not None:   # --freeze-backbone: the body keeps its BatchNorm statistics, no dropout
+        model.eval()
+        head_only.train()
     g = epoch_generator(train.seed, epoch)
     order = shard(torch.randperm(len(labels), generator=g), rank, world)
     bs = train.batch_size
@@ -177,6 +181,7 @@ class Run:
     scheduler: object = None
     lookahead: Lookahead | None = None
     loss_weight: torch.Tensor | None = None
+    head_only: nn.Module | None = None   # --freeze-backbone: the one part that trains
     start_epoch: int = 0
     history: list = field(default_factory=list)
     best: dict | None = None
@@ -280,15 +285,33 @@ def make_training(r: Run) -> None:
     train = r.settings.train
     if r.resume is None and train.init_from is None:
         r.task.init_from_data(r.model, r.config, r.train_x)   # e.g. airbench's whitening; resume restores it
-    if r.task.channels_last and (r.device.type == "cuda" or use_bf16(train.precision, r.device)):
+    if r.task.channels_last(r.config, r.device, use_bf16(train.precision, r.device)):
         r.model = r.model.to(memory_format=torch.channels_last)
+    head = split_head(r)
     r.net = nn.parallel.DistributedDataParallel(r.model) if r.world > 1 else r.model
-    r.optimizer = make_optimizer(r.model, train)
+    r.optimizer = make_optimizer(r.model, train, head)
     steps = steps_per_epoch(math.ceil(len(r.splits.train_labels) / r.world), train.batch_size)   # as shard() pads
     r.scheduler = make_schedule(r.optimizer, steps * train.epochs, train.warmup_fraction)
     r.lookahead = Lookahead(r.model, steps * train.epochs) if train.lookahead else None
     if train.class_weights:
         r.loss_weight = class_weights(r.splits.train_labels, len(r.splits.labels)).to(r.device)
+
+
+def split_head(r: Run) -> nn.Module | None:
+    """The classifier head, where --freeze-backbone or --backbone-lr-scale treat it apart from the body."""
+    train = r.settings.train
+    if not train.freeze_backbone and train.backbone_lr_scale == 1.0:
+        return None
+    head = r.task.head(r.model)
+    if head is None:
+        raise TrainingError(f"--freeze-backbone / --backbone-lr-scale: the {r.task.name} task does not say which "
+                            "part of its model is the classifier head.")
+    if train.freeze_backbone:
+        in_head = {id(p) for p in head.parameters()}
+        for p in r.model.parameters():
+            p.requires_grad_(id(p) in in_head)
+        r.head_only = head
+    return head
 
 
 def restore(r: Run) -> None:
@@ -316,7 +339,7 @@ def train_epochs(r: Run) -> None:
         stats = train_one_epoch(r.net, r.task, r.config, r.train_x, r.train_len, r.splits.train_labels,
                                 r.optimizer, r.scheduler, train=train, epoch=epoch, device=r.device, rank=r.rank,
                                 world=r.world, loss_weight=r.loss_weight, show_progress=r.show,
-                                lookahead=r.lookahead)
+                                lookahead=r.lookahead, head_only=r.head_only)
         if r.lookahead is not None and epoch == train.epochs - 1:
             r.lookahead.finish(r.model)
         scores = validate(r, epoch, stats)

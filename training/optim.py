@@ -9,16 +9,22 @@ from torch import nn
 from training.settings import TrainSettings
 
 
-def make_optimizer(model: nn.Module, train: TrainSettings) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, train: TrainSettings, head: nn.Module | None = None) -> torch.optim.Optimizer:
     # No weight decay on biases and norm weights (1-d parameters): standard since Goyal et al. (2017).
-    # BatchNorm parameters may get a larger learning rate (--norm-lr-scale; airbench: 64x for its shifts).
+    # BatchNorm parameters may get a larger learning rate (--norm-lr-scale; airbench: 64x for its shifts);
+    # everything but the classifier `head` may get a smaller one (--backbone-lr-scale, for pretrained bodies).
     norm = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
             for p in m.parameters() if p.requires_grad}
-    trained = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in trained if p.dim() > 1], "weight_decay": train.weight_decay},
-              {"params": [p for p in trained if p.dim() <= 1 and id(p) not in norm], "weight_decay": 0.0},
-              {"params": [p for p in trained if id(p) in norm], "weight_decay": 0.0,
-               "lr": train.lr * train.norm_lr_scale}]
+    in_head = {id(p) for p in head.parameters()} if head is not None else set()
+    groups = []
+    for part, scale in (("body", train.backbone_lr_scale if head is not None else 1.0), ("head", 1.0)):
+        trained = [p for p in model.parameters() if p.requires_grad and (id(p) in in_head) == (part == "head")]
+        groups += [{"params": [p for p in trained if p.dim() > 1], "weight_decay": train.weight_decay,
+                    "lr": train.lr * scale},
+                   {"params": [p for p in trained if p.dim() <= 1 and id(p) not in norm], "weight_decay": 0.0,
+                    "lr": train.lr * scale},
+                   {"params": [p for p in trained if id(p) in norm], "weight_decay": 0.0,
+                    "lr": train.lr * scale * train.norm_lr_scale}]
     groups = [g for g in groups if g["params"]]
     if train.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=train.lr, momentum=train.momentum, nesterov=True)

@@ -71,6 +71,7 @@ def checkpoint_config(task: Task, config, settings: RunSettings, splits, best: d
             "metrics": metrics, "dataset": splits.info, "train_args": run_record(task, settings),
             "versions": versions(), "hardware": hardware, "training_seconds": round(seconds, 1),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **({"pretrained": task.pretrained_source(config)} if task.pretrained_source(config) else {}),
             **({"init_from": parent} if parent else {})}
 
 

@@ -181,6 +181,10 @@ class TrainSettings:
     momentum: float = option(0.9, "SGD (Nesterov) momentum")
     norm_lr_scale: float = option(1.0, "multiply the learning rate of BatchNorm parameters by this; airbench's "
                                        "fixed-scale BatchNorm trains its shifts at 64x")
+    backbone_lr_scale: float = option(1.0, "multiply the learning rate of everything but the classifier head by "
+                                           "this, e.g. 0.1 to fine-tune pretrained weights gently")
+    freeze_backbone: bool = option(False, "train the classifier head alone (a linear probe): the rest keeps its "
+                                          "weights and BatchNorm statistics")
     lookahead: bool = option(False, "every 5 steps pull the weights toward a slow average of themselves and "
                                     "restart from it; the average is the final model (airbench's Lookahead)")
     precision: str = option("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere; bf16 also on CPUs with AMX "

@@ -41,14 +41,19 @@ class ImageFile(gr.Image):
 
 
 def honesty_note(models: ModelSet) -> str:
-    """What the default model can and cannot see, in words: small input, a fixed set of labels."""
+    """What the default model can and cannot see, in words: the centre square of the photo at its input
+    size, what it learned from, and a fixed set of labels."""
     try:
         predictor = models.get(None)
     except LookupError:
         return ""
-    size, labels = predictor.task_config.image_size, predictor.labels
-    return (f"The **{predictor.name}** model sees the photo shrunk to **{size}x{size} pixels** and knows only "
-            f"**{len(labels)} labels** ({', '.join(labels)}); anything else is forced into one of them.")
+    config, labels = predictor.task_config, predictor.labels
+    size, learned = config.image_size, config.cache_size or config.image_size
+    source = (f" It learned from {learned}x{learned} images enlarged to that size, so fine detail in a photo is "
+              "new to it." if learned < size else "")
+    return (f"The **{predictor.name}** model sees the centre square of the photo, resized to **{size}x{size} "
+            f"pixels**, and knows only **{len(labels)} labels** ({', '.join(labels)}); anything else is forced "
+            f"into one of them.{source}")
 
 
 def build(models: ModelSet) -> None:
@@ -66,8 +71,9 @@ def build(models: ModelSet) -> None:
         with gr.Column():
             label = gr.Label(num_top_classes=5, label="Prediction")
             heatmap = gr.Image(label="Where the model looked (Grad-CAM)", type="pil", height=256, interactive=False)
-            gr.Markdown("Grad-CAM: the last convolutional maps, weighted by how much they raise the predicted "
-                        "label; red regions drove the prediction. The picture is what the model sees, enlarged.")
+            gr.Markdown("Grad-CAM: convolutional maps weighted by how much they raise the predicted label; red "
+                        "regions drove the prediction. The picture keeps the photo's shape: the bright centre "
+                        "square is what the model saw, enlarged, and the dimmed sides were cropped off.")
             info = gr.Markdown(info_markdown(models, picker.value))
             report_panel(models, picker)
 

@@ -16,7 +16,6 @@ Facts (class attributes):
     pipeline_tag      the Hugging Face Hub pipeline tag of its model cards
     default_model     the checkpoint name a demo tab starts with (and an API call without a model uses)
     local_files       files in its checkpoint folders that are never pushed (training-only state)
-    channels_last     train in channels_last memory format where bf16/cuDNN kernels want it (convnets)
     feature_version   the version of its preprocessing code (decoding, resizing, features): recorded in
                       config.json, and a checkpoint made with a version the code no longer provides is
                       refused instead of being fed different features
@@ -37,6 +36,9 @@ Hooks (methods; `config` is an instance of `Config`):
                                        `pretrained` is False when the weights come from elsewhere
                                        (--init-from, --resume, a checkpoint)
     init_from_data(model, config, train_x)   data-dependent initialisation of a fresh model
+    channels_last(config, device, bf16) -> whether to train in channels_last memory format (convnets)
+    head(model)                     -> the classifier head (for --freeze-backbone / --backbone-lr-scale)
+    pretrained_source(config)       -> where a fresh model's pretrained weights came from, or None
     prepare(config, raw)            -> tuple of model inputs (batch of one, CPU) for one raw demo input
     explain(model, config, raw)     -> the explanation of one prediction (see `explanation`)
     limitations(config)             -> sentences for the model card: where not to trust the model
@@ -77,7 +79,6 @@ class Task:
     pipeline_tag: ClassVar[str] = ""
     default_model: ClassVar[str | None] = None
     local_files: ClassVar[tuple[str, ...]] = ()
-    channels_last: ClassVar[bool] = False
     feature_version: ClassVar[int] = 1
     explanation: ClassVar[str] = ""
 
@@ -105,7 +106,8 @@ class Task:
     def config_from_checkpoint(self, config: dict):
         """The settings a checkpoint's config.json records: its "model" entry, over the flags its run
         recorded in "train_args" for settings the entry predates (e.g. a data setting added later)."""
-        return self.config_from_dict({**record_fields(self.Config, config.get("train_args", {})),
+        recorded = record_fields(self.Config, config.get("train_args", {}))
+        return self.config_from_dict({**{k: v for k, v in recorded.items() if k not in self.unsaved_fields()},
                                       **config["model"]})
 
     def config_to_dict(self, config) -> dict:
@@ -158,6 +160,19 @@ class Task:
 
     def init_from_data(self, model: nn.Module, config, train_x: torch.Tensor) -> None:
         pass
+
+    def channels_last(self, config, device: torch.device, bf16: bool) -> bool:
+        """Train in channels_last memory format, where the convolution kernels are faster in it."""
+        return False
+
+    def head(self, model: nn.Module) -> nn.Module | None:
+        """The model's classifier head: the layer --freeze-backbone leaves trainable alone and
+        --backbone-lr-scale leaves at the full learning rate. None: the task cannot tell."""
+        return None
+
+    def pretrained_source(self, config) -> dict | None:
+        """Where a fresh model's starting weights came from (source, license...), for config.json."""
+        return None
 
     def save_extra(self, config, folder) -> None:
         pass

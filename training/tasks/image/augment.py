@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.nn import functional as F
 
@@ -40,3 +42,20 @@ def trivial_augment(x: torch.Tensor) -> torch.Tensor:
 
     op = v2.TrivialAugmentWide()
     return torch.stack([op(img) for img in x])
+
+
+def scale_crop_flip(x: torch.Tensor, size: int, min_scale: float, generator: torch.Generator) -> torch.Tensor:
+    """Per-sample random resized crop (Inception-style scale and aspect jitter: a share of the area from
+    `min_scale` to 1, aspect ratio 3/4 to 4/3) and horizontal flip, resampled straight to `size` x `size`
+    by one batched bilinear `grid_sample` on the tensors' device. Returns float pixels in [0, 255]."""
+    b = x.shape[0]
+    area = min_scale + (1 - min_scale) * torch.rand(b, generator=generator)
+    ratio = torch.exp((2 * torch.rand(b, generator=generator) - 1) * math.log(4 / 3))
+    w, h = (area * ratio).sqrt().clamp(max=1.0), (area / ratio).sqrt().clamp(max=1.0)   # shares of the side
+    cx = (2 * torch.rand(b, generator=generator) - 1) * (1 - w)   # the crop's centre, in [-1, 1] units
+    cy = (2 * torch.rand(b, generator=generator) - 1) * (1 - h)
+    flip = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * flip, cx, h, cy
+    grid = F.affine_grid(theta, [b, x.shape[1], size, size], align_corners=False).to(x.device)
+    return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)

@@ -91,13 +91,21 @@ def to_rgb(image):
     return image.convert("RGB")
 
 
-def to_uint8(image, size: int) -> torch.Tensor:
-    """RGB PIL image -> uint8 tensor (3, size, size): shorter side resized to `size`, centre crop."""
+def fit_square(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(..., 3, H, W) -> (..., 3, size, size): the shorter side resized to `size` (antialiased bilinear),
+    then the centre cropped. The one resize of the image task: the training cache, validation batches on
+    the training device and the demo's photos all go through it."""
     from torchvision.transforms.v2 import functional as TF
 
-    x = TF.pil_to_tensor(image)
     h, w = x.shape[-2:]
     if (h, w) != (size, size):
         x = TF.resize(x, size, antialias=True)
         x = TF.center_crop(x, [size, size])
     return x.contiguous()
+
+
+def to_uint8(image, size: int) -> torch.Tensor:
+    """RGB PIL image -> uint8 tensor (3, size, size) through `fit_square`."""
+    from torchvision.transforms.v2 import functional as TF
+
+    return fit_square(TF.pil_to_tensor(image), size)

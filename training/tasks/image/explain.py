@@ -15,6 +15,8 @@ def cam_layer(model: nn.Module) -> nn.Module:
     last group pools to 3x3, so its middle group (7x7 at 32 px) is the one that can point at something."""
     if isinstance(model, AirbenchNet):
         return model.layers[1]
+    if hasattr(model, "conv_head"):   # timm's EfficientNets: the stride-16 stage (8x8 maps at 128 px; the
+        return model.blocks[-3]       # stride-32 maps, 4x4, can only point at a quadrant)
     for name in ("layers", "layer4", "features"):   # resnet20, resnet18, mobilenet/efficientnet
         if hasattr(model, name):
             return getattr(model, name)
@@ -49,14 +51,23 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None) -> to
 
 
 def cam_overlay(config: ImageConfig, raw, cam: torch.Tensor, *, size: int = 256):
-    """The model's view of `raw` (resized, centre-cropped), enlarged to `size`, with the heatmap over it."""
+    """The photo at its own aspect ratio, its shorter side `size` pixels (the longer at most 4x that),
+    dimmed; over its centre square, the model's view of it (resized and centre-cropped, as the model got
+    it) enlarged, with the heatmap blended in. What lies outside the square the model never saw."""
     import matplotlib
     from PIL import Image
     from torchvision.transforms.v2 import functional as TF
 
-    view = Image.fromarray(to_uint8(load_image(raw), config.image_size).permute(1, 2, 0).numpy())
-    view = view.resize((size, size), Image.Resampling.BICUBIC)
-    heat = F.interpolate(cam[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
-    colours = torch.from_numpy(matplotlib.colormaps["jet"](heat.cpu().numpy())[..., :3]).float() * 255
-    blend = 0.55 * colours + 0.45 * TF.pil_to_tensor(view).permute(1, 2, 0).float()
-    return Image.fromarray(blend.clamp(0, 255).to(torch.uint8).numpy())
+    image = load_image(raw)
+    w, h = image.size
+    scale = min(size / min(w, h), 4 * size / max(w, h))
+    width, height = max(1, round(w * scale)), max(1, round(h * scale))
+    side = min(width, height)
+    photo = TF.pil_to_tensor(image.resize((width, height), Image.Resampling.BICUBIC)).float() * 0.4
+    view = to_uint8(image, config.image_size).float()[None]
+    view = F.interpolate(view, size=(side, side), mode="bicubic", align_corners=False)[0].clamp(0, 255)
+    heat = F.interpolate(cam[None, None].float().cpu(), size=(side, side), mode="bilinear", align_corners=False)[0, 0]
+    colours = torch.from_numpy(matplotlib.colormaps["jet"](heat.numpy())[..., :3]).float().permute(2, 0, 1) * 255
+    top, left = (height - side) // 2, (width - side) // 2
+    photo[:, top:top + side, left:left + side] = 0.55 * colours + 0.45 * view
+    return Image.fromarray(photo.clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())

@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from training.tasks.image.config import ImageConfig
+from training.weights import build_architecture, load_pretrained
 
 
 class BasicBlock(nn.Module):
@@ -125,37 +126,32 @@ class AirbenchNet(nn.Module):
 
 def build_model(config: ImageConfig, num_labels: int, *, pretrained: bool = False) -> nn.Module:
     """The network of `config` with `num_labels` outputs. With `pretrained` (a fresh run, not a resume or a
-    checkpoint) a config that asks for it starts from torchvision's ImageNet weights."""
+    checkpoint) a config that asks for it starts from ImageNet weights (training/weights.py), and
+    `config.pretrained_from` records where they came from."""
     if config.architecture == "resnet20":
         return CifarResNet(num_labels, config.width)
     if config.architecture == "airbench":
         return AirbenchNet(num_labels, widths=config.widths, tta=config.tta)
-    import torchvision
-
-    model = torchvision.models.get_model(config.architecture, weights=None, num_classes=num_labels)
+    model = build_architecture(config.architecture, num_labels)   # timm or torchvision, never hand-copied
     if config.small_input_stem:
         model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
         model.maxpool = nn.Identity()
     if pretrained and config.pretrained:
-        load_pretrained(model, config.architecture)
+        config.pretrained_from = load_pretrained(model, config.architecture, config.weights)
+        # The new head starts at zero (as in BiT, Kolesnikov et al. 2020): every label equally likely, and
+        # no large random logits for the first steps to push back through the pretrained body (measured:
+        # timm's default head init starts EfficientNet-Lite0's loss at 6 for 10 labels, not ln 10 = 2.3).
+        for p in classifier_head(model).parameters():
+            nn.init.zeros_(p)
     return model
 
 
-def load_pretrained(model: nn.Module, architecture: str) -> None:
-    """Copy ImageNet weights into `model`, all but the classifier head, which keeps its fresh init."""
-    import torchvision
-
-    weights = torchvision.models.get_model_weights(architecture).DEFAULT
-    try:
-        state = weights.get_state_dict(progress=True, check_hash=True)
-    except Exception as e:  # URLError, socket errors, a bad cache file: never fall back to random weights
-        raise RuntimeError(
-            f"--pretrained: could not get torchvision's ImageNet weights for {architecture} from {weights.url} "
-            f"({type(e).__name__}: {e}). You may be offline. Train from scratch without --pretrained, or put the "
-            f"file in {torch.hub.get_dir()}/checkpoints/ and run again.") from None
-    own = model.state_dict()
-    state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    missing, _ = model.load_state_dict(state, strict=False)
-    body_missing = [k for k in missing if not k.startswith(("fc.", "classifier."))]
-    if body_missing:
-        raise RuntimeError(f"--pretrained: the ImageNet weights for {architecture} do not fit: {body_missing[:3]}")
+def classifier_head(model: nn.Module) -> nn.Module:
+    """The layer that maps features to labels, which a pretrained network gets new (and which
+    --freeze-backbone leaves trainable alone)."""
+    if hasattr(model, "get_classifier"):    # timm
+        return model.get_classifier()
+    for name in ("fc", "classifier"):        # ResNet-20, airbench, torchvision's ResNets / MobileNets
+        if hasattr(model, name):
+            return getattr(model, name)
+    raise ValueError(f"no classifier head found in {type(model).__name__}")

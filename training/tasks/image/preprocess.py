@@ -1,21 +1,23 @@
 """From a decoded image to the model's input: the uint8 training cache, normalisation and batches.
 
-Training decodes every image once into a uint8 cache at `image_size` (resize the shorter side, centre
-crop); augmentation then runs per batch on the training device. The demo's `prepare` goes through the
-same `load_image`, `to_uint8` and normalisation.
+Training decodes every image once into a uint8 cache at `cache_size` (default `image_size`; resize the
+shorter side, centre crop); each batch is then augmented and brought to the model's resolution on the
+training device: validation batches by `fit_square`, the same resize the demo's `prepare` gives a photo
+(straight from its full size to `image_size`), training batches at `train_size` by the augmentation.
 """
 
 from __future__ import annotations
 
 import torch
 
-from training.tasks.image.augment import cutout, random_crop_flip, trivial_augment
+from training.tasks.image.augment import cutout, random_crop_flip, scale_crop_flip, trivial_augment
 from training.tasks.image.config import ImageConfig
-from training.tasks.image.decode import load_image, to_uint8
+from training.tasks.image.decode import fit_square, load_image, to_uint8
 
 
 def encode(config: ImageConfig, raw) -> torch.Tensor:
-    return to_uint8(load_image(raw), config.image_size)
+    """One image of the training cache, at `cache_size` (default `image_size`)."""
+    return to_uint8(load_image(raw), config.cache_size or config.image_size)
 
 
 def normalize(config: ImageConfig, x: torch.Tensor) -> torch.Tensor:
@@ -26,17 +28,20 @@ def normalize(config: ImageConfig, x: torch.Tensor) -> torch.Tensor:
 
 
 def prepare(config: ImageConfig, raw) -> tuple[torch.Tensor]:
-    """One raw demo input (path, bytes or PIL image) -> a normalised batch of one."""
-    return (normalize(config, encode(config, raw).unsqueeze(0)),)
+    """One raw demo input (path, bytes or PIL image) -> a normalised batch of one at `image_size`."""
+    return (normalize(config, to_uint8(load_image(raw), config.image_size).unsqueeze(0)),)
 
 
 def make_batch(config: ImageConfig, data: torch.Tensor, lengths: torch.Tensor, *, train: bool,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor]:
-    if train and config.augment != "none":
+    size = (config.train_size or config.image_size) if train else config.image_size
+    if train and config.augment == "scale-crop-flip":
+        data = scale_crop_flip(data, size, config.crop_scale, generator)
+    elif train and config.augment != "none":
         if config.augment == "trivialaugment":
             data = trivial_augment(data)
         data = random_crop_flip(data, generator, config.crop_padding)
-    x = normalize(config, data)
+    x = normalize(config, fit_square(data, size))
     if train and config.cutout:
         x = cutout(x, config.cutout, generator)
     return (x,)

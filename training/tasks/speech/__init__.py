@@ -80,6 +80,9 @@ class SpeechTask(Task):
     make_batch = staticmethod(make_batch)
     build_model = staticmethod(build_model)
 
+    def head(self, model):
+        return model.head
+
     def save_extra(self, config: SpeechConfig, folder) -> None:
         if config.noise is not None:   # only for --resume; the demo never needs it
             from safetensors.torch import save_file

@@ -62,6 +62,9 @@ class TextTask(Task):
     make_batch = staticmethod(make_batch)
     build_model = staticmethod(build_model)
 
+    def head(self, model):
+        return model.classifier
+
     def save_extra(self, config: TextConfig, folder) -> None:
         save_tokenizer(config, folder)
 
