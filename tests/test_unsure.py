@@ -84,7 +84,7 @@ def test_browser_shows_unsure_for_an_ambiguous_image(page, tmp_path):
     from PIL import Image
 
     # A flat dark-grey square: nothing of any label in it, so the shipped model's top confidence is low
-    # (0.36 for the shipped model, airplane, below its 0.53 threshold).
+    # (0.20 for the shipped model, airplane, below its 0.63 threshold).
     path = tmp_path / "grey.png"
     Image.new("RGB", (32, 32), (64, 64, 64)).save(path)
     from demo.predictor import Predictor

@@ -231,6 +231,9 @@ def set_up(task: Task, settings: RunSettings) -> Run:
     r.say(f"{task.name}: {len(splits.train)} train / {len(splits.val)} validation rows, {len(splits.labels)} "
           f"labels, device {hardware(device, world)}")
     build_network(r)   # before decoding: a missing pretrained download fails now, not after minutes of it
+    source = task.pretrained_source(r.config) if r.resume is None and settings.train.init_from is None else None
+    if source:
+        r.say(f"pretrained weights from {source['source']} (license {source.get('license', 'unknown')})")
     decode_splits(r)
     make_training(r)
     return r

@@ -28,7 +28,7 @@ def option(default: Any = MISSING, help: str | None = None, *, flag: str | None 
 
     `type` defaults to the type of `default` (give it when the default is None); a bool is a switch
     (`--x`), or `--x/--no-x` when `negatable`. " (default: ...)" is added to the help unless it already
-    speaks of a default or the flag is a switch that is off by default.
+    speaks of a default, the default is None, or the flag is a switch that is off by default.
     """
     if role not in ROLES:
         raise ValueError(f"role {role!r}: expected one of {ROLES}")
@@ -89,7 +89,7 @@ def add_flags(parser, cls, *, defaults: dict | None = None, title: str | None = 
                 if cli[key] is not None:
                     kwargs[key] = cli[key]
         shows_default = "default" in kwargs["help"] or cli["required"]
-        if not shows_default and not (kwargs.get("action") == "store_true" and not default):
+        if not shows_default and default is not None and not (kwargs.get("action") == "store_true" and not default):
             kwargs["help"] += " (default: %(default)s)"
         group.add_argument(flag_of(f), **kwargs)
     return group

@@ -50,8 +50,9 @@ class ImageConfig:
                                 "and tests at the higher resolution, which suits the larger objects that "
                                 "scale-crop-flip shows the model (FixRes)", role="train")
     small_input_stem: bool = False   # resnet18 from scratch at <= 64 px: 3x3 stride-1 stem, no max-pool (derived)
-    augment: str = option("crop-flip", "train-time augmentation: random crop with padding + flip, optionally "
-                                       "TrivialAugment", choices=AUGMENTATIONS, role="train")
+    augment: str = option("crop-flip", "train-time augmentation: crop-flip (random crop with padding + flip), "
+                                       "trivialaugment (TrivialAugment, then crop-flip), scale-crop-flip (random "
+                                       "resized crop + flip at --train-size)", choices=AUGMENTATIONS, role="train")
     crop_padding: int = option(0, "random-crop translation in pixels; 0 = a eighth of --image-size", role="train")
     tta: int = option(2, "airbench only: average the logits over the mirror (1) and one-pixel shifts (2) in "
                          "eval, in validation and in the demo alike", choices=(0, 1, 2))
