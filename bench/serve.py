@@ -249,7 +249,6 @@ def print_row(tab: str, r: dict) -> None:
 # ------------------------------------------------------------------------------- every shipped checkpoint
 
 MARKERS = ("<!-- shipped-checkpoints:start -->", "<!-- shipped-checkpoints:end -->")
-LOCAL_ONLY = ("resume.pt", ".*", "*.tmp")
 
 
 def shipped(root: Path) -> list[Path]:
@@ -266,9 +265,8 @@ def shipped_size(folder: Path) -> int:
     """Bytes of what the folder ships (what `python -m training push` uploads)."""
     import json
 
-    from training.tasks import get_task
-    config = json.loads((folder / "config.json").read_text())
-    skip = (*LOCAL_ONLY, *get_task(config["task"]).local_files)
+    from training.push import local_patterns
+    skip = local_patterns(json.loads((folder / "config.json").read_text()))
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and not any(p.match(g) for g in skip))
 
 

@@ -16,6 +16,11 @@ from training.tasks import get_task
 LOCAL_ONLY = [ckpt.RESUME_NAME, "*.tmp", ".*"]
 
 
+def local_patterns(config: dict) -> list[str]:
+    """File patterns of a checkpoint folder that stay on the machine that trained it: never pushed."""
+    return [*LOCAL_ONLY, *get_task(config["task"]).local_files]
+
+
 def push(folder, repo_id: str, *, private: bool = False, token: str | None = None, dataset_id: str | None = None,
          api=None):
     """Create `repo_id` if needed and upload `folder` in one commit; returns the Hub's commit info."""
@@ -32,7 +37,7 @@ def push(folder, repo_id: str, *, private: bool = False, token: str | None = Non
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         return api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                                 ignore_patterns=[*LOCAL_ONLY, *get_task(config["task"]).local_files],
+                                 ignore_patterns=local_patterns(config),
                                  commit_message=message)
     except Exception as e:   # offline, no token, no write access: say so instead of a traceback
         raise RuntimeError(f"could not push {folder} to the Hub repository {repo_id}: {type(e).__name__}: {str(e).rstrip('.')}. "

@@ -66,12 +66,13 @@ def checkpoint_config(task: Task, config, settings: RunSettings, splits, best: d
                       seconds: float, parent: dict | None = None) -> dict:
     """The run's config.json (checkpoint.save_checkpoint adds the format version)."""
     metrics = {k: v for k, v in best.items() if k != "confusion"}
+    pretrained = task.pretrained_source(config)
     return {"task": task.name, "architecture": task.architecture(config), "labels": list(splits.labels),
             "model": task.config_to_dict(config), "preprocessing": task.preprocessing_record(config),
             "metrics": metrics, "dataset": splits.info, "train_args": run_record(task, settings),
             "versions": versions(), "hardware": hardware, "training_seconds": round(seconds, 1),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **({"pretrained": task.pretrained_source(config)} if task.pretrained_source(config) else {}),
+            **({"pretrained": pretrained} if pretrained else {}),
             **({"init_from": parent} if parent else {})}
 
 

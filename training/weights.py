@@ -136,8 +136,8 @@ def download(model: nn.Module, spec: Spec) -> dict:
     try:
         if spec.library == "timm":
             import timm
-            state = timm.create_model(spec.name, pretrained=True).state_dict()
-            where = f"timm download ({timm.create_model(spec.name).pretrained_cfg.get('hf_hub_id')})"
+            donor = timm.create_model(spec.name, pretrained=True)
+            state, where = donor.state_dict(), f"timm download ({donor.pretrained_cfg.get('hf_hub_id')})"
         else:
             import torchvision
             weights = torchvision.models.get_model_weights(spec.name).DEFAULT

@@ -106,8 +106,8 @@ class Task:
     def config_from_checkpoint(self, config: dict):
         """The settings a checkpoint's config.json records: its "model" entry, over the flags its run
         recorded in "train_args" for settings the entry predates (e.g. a data setting added later)."""
-        recorded = record_fields(self.Config, config.get("train_args", {}))
-        return self.config_from_dict({**{k: v for k, v in recorded.items() if k not in self.unsaved_fields()},
+        recorded, unsaved = record_fields(self.Config, config.get("train_args", {})), self.unsaved_fields()
+        return self.config_from_dict({**{k: v for k, v in recorded.items() if k not in unsaved},
                                       **config["model"]})
 
     def config_to_dict(self, config) -> dict:
