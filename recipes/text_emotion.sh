@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/emotion}
 PY=${PY:-.venv/bin/python}
-"$PY" -m training text --dataset "$DATA" --epochs 8 --seed 0 --output checkpoints/text/emotion "$@"
+"$PY" -m training text --dataset "$DATA" --dataset-id dair-ai/emotion --epochs 8 --seed 0 --output checkpoints/text/emotion "$@"

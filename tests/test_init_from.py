@@ -81,6 +81,17 @@ def test_the_model_arguments_must_match_the_checkpoint(colours_parquet, first, t
     assert message.endswith("differ in width 8 (this run: 16).")
 
 
+def test_a_continued_run_may_change_the_input_resolution(colours_parquet, first, tmp_path):
+    """A staged run (train small, then continue larger: FixRes) keeps the network and changes image_size,
+    which the checkpoint and its preprocessing then record; every network here pools globally."""
+    second = tmp_path / "second"
+    train(colours_parquet, second, "--init-from", str(first), "--image-size", "24", *FROZEN)
+    config = json.loads((second / "config.json").read_text())
+    assert config["model"]["image_size"] == config["preprocessing"]["image_size"] == 24
+    assert json.loads((first / "config.json").read_text())["model"]["image_size"] == 16
+    assert trained_tensors(second).keys() == trained_tensors(first).keys()
+
+
 def test_validation_rows_carved_another_way_are_refused(first, tmp_path):
     """A carved validation split must hold the same rows, or the second run learns what the first was
     validated on (its validation accuracy would then flatter it)."""

@@ -11,16 +11,22 @@ import json
 from pathlib import Path
 
 from training import checkpoint as ckpt
+from training.settings import check_hub_id
 from training.tasks import get_task
 
 CARD_NAME = "README.md"
 
 
 def hub_dataset_id(config: dict, override: str | None = None) -> str | None:
-    """The dataset's Hub id: `override`, or the recorded id when it is one (owner/name, not a local path)."""
+    """The dataset's Hub id: `override`, else the one recorded at training time (`dataset.hub_id`, from
+    --dataset-id or a Hub id given as --dataset), else the recorded id when it is one (owner/name, not a
+    local path: checkpoints written before `hub_id` was recorded)."""
     if override:
-        return override
-    source = str(config.get("dataset", {}).get("id") or "")
+        return check_hub_id(override)
+    dataset = config.get("dataset", {})
+    if dataset.get("hub_id"):
+        return dataset["hub_id"]
+    source = str(dataset.get("id") or "")
     parts = source.split("/")
     if len(parts) == 2 and all(parts) and not source.startswith((".", "/", "~")) and not Path(source).exists():
         return source

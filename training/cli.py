@@ -24,6 +24,9 @@ def run_command(args) -> dict:
     elif args.command == "calibrate":
         from training.evaluate import run_calibrate
         report = run_calibrate(args.checkpoint, args.dataset, device=args.device, workers=args.workers)
+    elif args.command == "report":
+        from training.evaluate import run_report
+        report = run_report(args.checkpoint, args.dataset, device=args.device, workers=args.workers)
     elif args.command == "card":
         from training.card import write_model_card
         path = write_model_card(args.checkpoint, args.dataset_id)

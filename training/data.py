@@ -29,6 +29,10 @@ class DatasetError(Exception):
     """A dataset that cannot be used as asked; the message says what to change."""
 
 
+class MissingSplit(DatasetError):
+    """The dataset has no split of the name asked for."""
+
+
 @dataclass
 class Splits:
     train: object                   # datasets.Dataset
@@ -173,13 +177,14 @@ def load_splits(dataset: str, *, input_candidates: Sequence[str], input_column: 
                 train_split: str = "train", eval_split: str | None = None, val_fraction: float = 0.1,
                 group_column: str | None = None, seed: int = 0, max_train_samples: int | None = None,
                 max_eval_samples: int | None = None, input_flag: str = "--input-column",
-                adapt: Callable | None = None) -> Splits:
+                adapt: Callable | None = None, hub_id: str | None = None) -> Splits:
     """Load `dataset` and return the training and validation rows with their label ids.
 
     Validation is the dataset's `validation` split (or `eval_split`); without one, `val_fraction` of the
     training rows is carved out, stratified by label or held out by `group_column`. The `test` split is
     never used for validation: it stays for `python -m training evaluate --split test`. `adapt(raw)` is a
     task's dataset-specific mapping of the loaded DatasetDict (e.g. Speech Commands' 12 keywords).
+    `hub_id` is the Hub id a local `dataset` is a copy of; it is recorded beside the path.
     """
     raw = load_raw(dataset, name=name, revision=revision)
     if adapt is not None:
@@ -218,7 +223,8 @@ def load_splits(dataset: str, *, input_candidates: Sequence[str], input_column: 
         val_from = f"{train_split} (held out {val_fraction:g}" + (f" by {group_column})" if group_column else ", stratified)")
     train, train_y = subsample(train, train_y, max_train_samples, seed)
     val, val_y = subsample(val, val_y, max_eval_samples, seed + 1)
-    info = {"id": dataset, "name": name, "revision": revision or dataset_revision(raw[train_split]),
+    info = {"id": dataset, "hub_id": hub_id or (dataset if is_hub_id(dataset) else None), "name": name,
+            "revision": revision or dataset_revision(raw[train_split]),
             "train_split": train_split, "validation_split": val_from,
             "num_train": len(train), "num_validation": len(val)}
     return Splits(train, val, train_y, val_y, labels, in_col, lab_col, info)
@@ -233,7 +239,7 @@ def load_eval_split(dataset: str, split: str, labels: Sequence[str], *, input_ca
     if adapt is not None:
         raw = adapt(raw)
     if split not in raw:
-        raise DatasetError(f"{dataset}: no '{split}' split; it has {list(raw)}.")
+        raise MissingSplit(f"{dataset}: no '{split}' split; it has {list(raw)}.")
     ds = decode_off(raw[split])
     if len(ds) == 0:
         raise DatasetError(f"{dataset}: split '{split}' is empty.")
@@ -261,7 +267,13 @@ def load_task_splits(task, data, task_config, seed: int, dataset: str | None = N
                        train_split=data.train_split, eval_split=data.eval_split, val_fraction=data.val_fraction,
                        group_column=data.group_column, seed=seed, max_train_samples=data.max_train_samples,
                        max_eval_samples=data.max_eval_samples, input_flag=task.input_flag,
-                       adapt=lambda raw: task.adapt_dataset(raw, task_config, seed))
+                       adapt=lambda raw: task.adapt_dataset(raw, task_config, seed), hub_id=data.dataset_id)
+
+
+def is_hub_id(dataset: str) -> bool:
+    """Whether `load_raw` reads `dataset` from the Hub: no local file or folder of that name, no path."""
+    return (not Path(os.path.expanduser(dataset)).exists() and not dataset.startswith((".", "/", "~"))
+            and dataset.count("/") <= 1)
 
 
 def dataset_revision(ds) -> str | None:

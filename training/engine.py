@@ -33,9 +33,9 @@ from training.data import Splits, load_task_splits
 from training.distributed import all_reduce_sum, barrier, setup_distributed, shard, shut_down
 from training.metrics import confusion_matrix, from_confusion, unsure_threshold
 from training.optim import Lookahead, class_weights, make_optimizer, make_schedule, use_bf16
-from training.records import (TrainingError, checkpoint_config, hardware, record_unsure_threshold,
-                              start_from_checkpoint)
-from training.reports import write_reports
+from training.records import (TrainingError, checkpoint_config, earlier_stages, hardware, record_unsure_threshold,
+                              run_record, start_from_checkpoint)
+from training.reports import confusion_title, curves_title, write_reports
 from training.settings import RunSettings
 from training.tasks import Task
 
@@ -170,6 +170,7 @@ class Run:
     splits: Splits
     config: object = None            # the task's settings, as trained (fitted, or from --init-from / --resume)
     parent: dict | None = None       # --init-from: what the starting checkpoint recorded
+    stages: list = field(default_factory=list)   # --init-from: the earlier runs' epochs, for metrics.json
     resume: dict | None = None
     model: nn.Module | None = None
     net: nn.Module | None = None     # the model, wrapped for DistributedDataParallel when world > 1
@@ -253,6 +254,7 @@ def settle_config(r: Run) -> None:
     config = r.settings.task
     if r.settings.train.init_from is not None:
         config, r.parent = start_from_checkpoint(task, r.settings, r.settings.train.init_from, r.splits.labels)
+        r.stages = earlier_stages(r.settings.train.init_from)
     r.config = task.fit(config, r.splits.train[r.splits.input_column])
     if r.main:
         task.save_extra(r.config, out)
@@ -327,7 +329,7 @@ def restore(r: Run) -> None:
         if r.lookahead is not None and state.get("lookahead") is not None:
             r.lookahead.load_state_dict(state["lookahead"])
         r.start_epoch, r.history, r.stale = int(state["epoch"]), list(state["history"]), int(state["stale"])
-        r.parent, r.best = state.get("parent"), state.get("best")
+        r.parent, r.best, r.stages = state.get("parent"), state.get("best"), list(state.get("stages") or [])
         r.say(f"resuming after epoch {r.start_epoch} from {r.out / ckpt.RESUME_NAME}")
     r.first_step_s = time.perf_counter() - r.t0
 
@@ -376,6 +378,7 @@ def validate(r: Run, epoch: int, stats: dict) -> dict:
                                  "optimizer": r.optimizer.state_dict(), "scheduler": r.scheduler.state_dict(),
                                  "epoch": epoch + 1, "history": r.history, "best": r.best, "stale": r.stale,
                                  "task_config": r.task.config_to_dict(r.config), "parent": r.parent,
+                                 "stages": r.stages,
                                  "lookahead": r.lookahead.state_dict() if r.lookahead is not None else None})
     return scores
 
@@ -383,8 +386,9 @@ def validate(r: Run, epoch: int, stats: dict) -> dict:
 def finish(r: Run) -> dict:
     """The best epoch's weights back in the model, its unsure threshold, reports and model card."""
     result = {k: v for k, v in r.best.items() if k != "confusion"}
-    summary = {"best": result, "history": r.history, "seconds_to_first_step": round(r.first_step_s, 2),
-               "total_seconds": round(time.perf_counter() - r.t0, 2), "hardware": hardware(r.device, r.world)}
+    summary = {"best": result, "history": r.history, "stages": r.stages, "confusion": r.best["confusion"],
+               "seconds_to_first_step": round(r.first_step_s, 2), "total_seconds": round(time.perf_counter() - r.t0, 2),
+               "hardware": hardware(r.device, r.world)}
     if r.main:
         from training.card import write_model_card
 
@@ -392,7 +396,9 @@ def finish(r: Run) -> dict:
         summary["best"]["unsure"] = calibrate(r.model, r.task, r.config, r.val_x, r.val_len, r.splits.val_labels,
                                               batch_size=r.eval_batch_size, device=r.device)
         record_unsure_threshold(r.out, summary["best"]["unsure"])
-        write_reports(r.out, summary, torch.tensor(r.best["confusion"]), r.splits.labels, r.history)
+        write_reports(r.out, summary, torch.tensor(r.best["confusion"]), r.splits.labels, r.history, stages=r.stages,
+                      train_args=run_record(r.task, r.settings), title=curves_title(r.out.name, r.splits.info),
+                      confusion_title=confusion_title(r.out.name, r.splits.info))
         write_model_card(r.out)   # README.md: the folder is a Hub model repository as it stands
         r.say(f"best validation accuracy {result['accuracy']:.4f} (macro-F1 {result['macro_f1']:.4f}) at epoch "
               f"{result['epoch']}; checkpoint in {r.out}")

@@ -1,5 +1,6 @@
 """`python -m training evaluate` scores any checkpoint on any split of any dataset, for every task;
-`python -m training calibrate` chooses a checkpoint's "unsure" threshold on its own validation rows.
+`python -m training calibrate` chooses a checkpoint's "unsure" threshold on its own validation rows;
+`python -m training report` draws a checkpoint's figures again from what it recorded.
 
 Both read the data as the checkpoint's run did: its dataset adapter runs with the checkpoint's recorded
 settings (e.g. a speech model trained with --keep-all-words is scored on all words, not 12 keywords).
@@ -7,16 +8,18 @@ settings (e.g. a speech model trained with --keep-all-words is scored on all wor
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import NamedTuple
 
 from training import checkpoint as ckpt
 from training.cache import encode_split
-from training.data import load_eval_split, load_task_splits
+from training.data import MissingSplit, default_name, load_eval_split, load_task_splits, subsample
 from training.device import pick_device
 from training.engine import calibrate, evaluate
 from training.metrics import from_confusion
 from training.records import record_unsure_threshold, recorded_settings
-from training.reports import write_reports
+from training.reports import draw_recorded, write_reports
 from training.tasks import get_task
 
 
@@ -24,22 +27,40 @@ def run_evaluate(checkpoint, dataset: str, *, split: str = "validation", dataset
                  revision: str | None = None, input_column: str | None = None, label_column: str | None = None,
                  max_samples: int | None = None, batch_size: int = 256, device: str | None = None,
                  workers: int = 0, report_dir=None) -> dict:
+    """Score `checkpoint` on `split` of `dataset`. A dataset without a validation split, asked for
+    `validation`, gives the rows the checkpoint's run carved from train for validation (as recorded)."""
     device = pick_device(device)
     model, config, task_config = ckpt.load_model(checkpoint, device)
     task = get_task(config["task"])
     seed = recorded_settings(config, task).train.seed
     labels = config["labels"]
-    ds, y, column = load_eval_split(dataset, split, labels, input_candidates=task.input_columns,
-                                    input_column=input_column, label_column=label_column, name=dataset_config,
-                                    revision=revision, max_samples=max_samples, input_flag="--input-column",
-                                    adapt=lambda raw: task.adapt_dataset(raw, task_config, seed))
+    try:
+        ds, y, column = load_eval_split(dataset, split, labels, input_candidates=task.input_columns,
+                                        input_column=input_column, label_column=label_column, name=dataset_config,
+                                        revision=revision, max_samples=max_samples, input_flag="--input-column",
+                                        adapt=lambda raw: task.adapt_dataset(raw, task_config, seed))
+        scored = split
+    except MissingSplit:
+        if split != "validation" or not carved_validation(config):
+            raise
+        splits = recorded_splits(config, dataset, where=checkpoint)
+        (ds, y), column = subsample(splits.val, splits.val_labels, max_samples, 0), splits.input_column
+        scored = f"validation (carved from {splits.info['train_split']} as recorded)"
     data, lengths = encode_split(task, task_config, ds, column, workers=workers, desc=f"decode {split}")
     cm, loss = evaluate(model, task, task_config, data, lengths, y, len(labels), batch_size=batch_size, device=device)
-    report = {"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
+    report = {"checkpoint": str(checkpoint), "dataset": dataset, "split": scored,
               **from_confusion(cm, labels), "loss": round(loss, 5)}
     if report_dir:
-        write_reports(report_dir, report, cm, labels)
+        write_reports(report_dir, report, cm, labels,
+                      confusion_title=f"{Path(str(checkpoint)).name} on {default_name(str(dataset))}, {split}")
     return report
+
+
+def carved_validation(config: dict) -> bool:
+    """Whether the checkpoint's run held its validation rows out of its training split (no validation
+    split of its own, and none named with --eval-split)."""
+    d = config.get("dataset", {})
+    return str(d.get("validation_split", "")).startswith(f"{d.get('train_split', 'train')} (held out")
 
 
 def run_calibrate(checkpoint, dataset: str | None = None, *, device: str | None = None, workers: int = 0) -> dict:
@@ -48,15 +69,34 @@ def run_calibrate(checkpoint, dataset: str | None = None, *, device: str | None 
     The validation split is rebuilt from the settings recorded in config.json (the dataset's validation
     split, or the same carved fraction with the same seed and grouping), so no training row is used.
     """
+    v = recorded_validation(checkpoint, dataset, device=device, workers=workers)
+    stats = calibrate(v.model, v.task, v.task_config, v.data, v.lengths, v.splits.val_labels, batch_size=256,
+                      device=v.device)
+    record_unsure_threshold(checkpoint, stats)
+    return {"checkpoint": str(checkpoint), "num_validation": len(v.splits.val), **stats}
+
+
+class Validation(NamedTuple):
+    device: object
+    model: object
+    config: dict
+    task: object
+    task_config: object
+    splits: object
+    data: object
+    lengths: object
+
+
+def recorded_validation(folder, dataset: str | None = None, *, device: str | None = None,
+                        workers: int = 0) -> Validation:
+    """The checkpoint in `folder`, loaded, with its run's validation rows rebuilt and decoded."""
     device = pick_device(device)
-    model, config, task_config = ckpt.load_model(checkpoint, device)
+    model, config, task_config = ckpt.load_model(folder, device)
     task = get_task(config["task"])
-    splits = recorded_splits(config, dataset, where=checkpoint)
+    splits = recorded_splits(config, dataset, where=folder)
     data, lengths = encode_split(task, task_config, splits.val, splits.input_column, workers=workers,
                                  desc="decode validation")
-    stats = calibrate(model, task, task_config, data, lengths, splits.val_labels, batch_size=256, device=device)
-    record_unsure_threshold(checkpoint, stats)
-    return {"checkpoint": str(checkpoint), "num_validation": len(splits.val), **stats}
+    return Validation(device, model, config, task, task_config, splits, data, lengths)
 
 
 def recorded_splits(config: dict, dataset: str | None = None, *, where="the checkpoint"):
@@ -71,3 +111,30 @@ def recorded_splits(config: dict, dataset: str | None = None, *, where="the chec
         raise ckpt.CheckpointError(f"{Path(str(where))}: the dataset's labels {splits.labels} are not the "
                                    f"checkpoint's {config['labels']}.")
     return splits
+
+
+def run_report(checkpoint, dataset: str | None = None, *, device: str | None = None, workers: int = 0) -> dict:
+    """Draw a checkpoint's training curves and confusion matrix again from its metrics.json. A checkpoint
+    written before metrics.json held the confusion matrix is scored again on its recorded validation rows
+    (as `calibrate` rebuilds them; `dataset` replaces the recorded path), and the matrix is recorded."""
+    folder = Path(checkpoint)
+    config = ckpt.read_config(folder)
+    metrics_path = folder / "metrics.json"
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    report = {"checkpoint": str(folder)}
+    if metrics and metrics.get("confusion") is None:
+        cm = rescore_validation(folder, dataset, device=device, workers=workers)
+        scores = from_confusion(cm, config["labels"])
+        report["rescored"] = {"accuracy": scores["accuracy"], "num_examples": scores["num_examples"],
+                              "recorded_accuracy": config.get("metrics", {}).get("accuracy")}
+        ckpt.write_json(metrics_path, {**metrics, "confusion": cm.tolist()})
+    report["written"] = [str(p) for p in draw_recorded(folder)]
+    return report
+
+
+def rescore_validation(folder, dataset: str | None = None, *, device: str | None = None, workers: int = 0):
+    """The confusion matrix of the checkpoint in `folder` on the validation rows its run used."""
+    v = recorded_validation(folder, dataset, device=device, workers=workers)
+    cm, _ = evaluate(v.model, v.task, v.task_config, v.data, v.lengths, v.splits.val_labels, len(v.config["labels"]),
+                     batch_size=256, device=v.device)
+    return cm

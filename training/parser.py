@@ -1,4 +1,4 @@
-"""The command line's parser: `python -m training {<task>,evaluate,calibrate,card,push} ...`.
+"""The command line's parser: `python -m training {<task>,evaluate,calibrate,card,report,push} ...`.
 
 A task's subcommand has the task's own flags (generated from its settings dataclass), its input-column
 flag, and the data and training flags (from DataSettings and TrainSettings, with the task's defaults).
@@ -16,12 +16,13 @@ from training.tasks import Task, get_task, task_names
 DESCRIPTION = """Fine-tune and score Triptych's classifiers.
 
     python -m training image --dataset uoft-cs/cifar10             # a Hugging Face Hub id
-    python -m training image --dataset ../shared/data/cifar10     # a local folder in Hub layout
+    python -m training image --dataset ../shared/data/cifar10 --dataset-id uoft-cs/cifar10   # a local copy
     python -m training image --dataset photos/                    # class subfolders of images
     python -m training text --dataset reviews.csv --text-column body
     python -m training speech --dataset ../shared/data/speech_commands --group-column speaker_id
     torchrun --nproc_per_node 2 -m training image --dataset ...   # DistributedDataParallel
     python -m training evaluate --checkpoint checkpoints/image/cifar10 --dataset ... --split test
+    python -m training report --checkpoint checkpoints/image/cifar10   # draw its figures again
     python -m training push --checkpoint checkpoints/image/cifar10 --repo-id you/cifar10-resnet20
 """
 
@@ -39,7 +40,9 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="Hub id, local folder or data file")
     p.add_argument("--dataset-config", default=None)
     p.add_argument("--revision", default=None)
-    p.add_argument("--split", default="validation", help="split to score (default: %(default)s)")
+    p.add_argument("--split", default="validation",
+                   help="split to score (default: %(default)s; on a dataset without one, the validation rows the "
+                        "checkpoint's run carved from train, as it recorded)")
     p.add_argument("--input-column", default=None, help="input column (default: auto for the task)")
     p.add_argument("--label-column", default=None)
     p.add_argument("--max-samples", type=int, default=None)
@@ -52,13 +55,24 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
 def add_card_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder")
     p.add_argument("--dataset-id", default=None,
-                   help="the dataset's Hub id for the card, when the model was trained on a local copy")
+                   help="the dataset's Hub id (owner/name) for the card (default: the one recorded at training "
+                        "time by --dataset-id or a Hub id --dataset)")
 
 
 def add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder")
     p.add_argument("--dataset", default=None,
                    help="the dataset it was trained on (default: the path recorded in config.json)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--workers", type=int, default=default_workers())
+
+
+def add_report_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    p.add_argument("--dataset", default=None,
+                   help="only for a checkpoint whose metrics.json holds no confusion matrix (written before it "
+                        "was recorded): the dataset it was trained on, scored again on its validation rows "
+                        "(default: the path recorded in config.json)")
     p.add_argument("--device", default=None)
     p.add_argument("--workers", type=int, default=default_workers())
 
@@ -81,6 +95,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     add_calibrate_arguments(sub.add_parser(
         "calibrate", help="choose the confidence below which the demo calls the model unsure (training does this)"))
     add_card_arguments(sub.add_parser("card", help="write the checkpoint's model card (README.md)"))
+    add_report_arguments(sub.add_parser(
+        "report", help="draw a checkpoint's training_curves.png and confusion_matrix.png again from its metrics.json"))
     add_push_arguments(sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub"))
     return parser
 

@@ -2,11 +2,13 @@
 
 `checkpoint_config` is the whole config.json of a run; `run_record` its `train_args` (every flag, as the
 flags are named), which `recorded_settings` reads back into typed settings, for `evaluate`, `calibrate`
-and the examples builder. `start_from_checkpoint` holds the --init-from rules.
+and the examples builder. `start_from_checkpoint` holds the --init-from rules, and `earlier_stages` what
+such a run carries of the runs before it into its metrics.json.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from dataclasses import fields
@@ -131,3 +133,20 @@ def start_from_checkpoint(task: Task, settings: RunSettings, folder, labels: lis
     parent = {"checkpoint": str(folder), **{k: recorded[k] for k in keep if k in recorded},
               "metrics": {k: recorded.get("metrics", {}).get(k) for k in ("accuracy", "macro_f1", "epoch")}}
     return start, parent
+
+
+def earlier_stages(folder, recorded: dict | None = None) -> list[dict]:
+    """The stages a run started from the checkpoint in `folder` carries in its metrics.json, oldest first:
+    the ones that checkpoint carried (its metrics.json `stages`), then its own run:
+    {"checkpoint", "epochs", "train_args", "history"}. A checkpoint without metrics.json (or written
+    before stages were recorded) contributes what it has: its own run, with no epochs if none are recorded."""
+    recorded = recorded if recorded is not None else ckpt.read_config(folder)
+    path = Path(folder) / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TrainingError(f"--init-from {folder}: metrics.json is not valid JSON ({e}).") from None
+    history = list(metrics.get("history") or [])
+    own = {"checkpoint": str(folder), "epochs": max([0] + [int(h.get("epoch", 0)) for h in history]),
+           "train_args": recorded.get("train_args", {}), "history": history}
+    return [*list(metrics.get("stages") or []), own]

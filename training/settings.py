@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable
 
@@ -145,6 +146,18 @@ def default_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
+
+
+def check_hub_id(value: str, flag: str = "--dataset-id") -> str:
+    """`value` if it has the form of a Hugging Face Hub id, owner/name; else a ValueError that says so."""
+    parts = value.split("/")
+    if len(parts) != 2 or not all(HUB_ID.fullmatch(p) and "--" not in p and ".." not in p for p in parts):
+        raise ValueError(f"{flag} {value!r}: expected a Hugging Face Hub dataset id of the form owner/name "
+                         "(e.g. uoft-cs/cifar10): letters, digits, '-', '_' and '.', one '/'.")
+    return value
+
+
 # ------------------------------------------------------------------------------------ the run's settings
 
 @dataclass
@@ -152,6 +165,9 @@ class DataSettings:
     """Which rows a run trains and validates on (training/data.py reads these)."""
     dataset: str | None = option(None, "Hub id (uoft-cs/cifar10), a local folder (Hub layout or class "
                                        "subfolders) or a parquet/csv/json file", required=True)
+    dataset_id: str | None = option(None, "the Hub id (owner/name) of the dataset a local --dataset is a copy of, "
+                                          "recorded in config.json and named by the model card", type=str,
+                                    metavar="OWNER/NAME")
     dataset_config: str | None = option(None, "dataset configuration name on the Hub (e.g. v0.02)", type=str)
     revision: str | None = option(None, "Hub revision (branch, tag or commit) to load", type=str)
     input_column: str | None = None   # its flag is the task's (--image-column, --text-column, ...)
@@ -167,6 +183,10 @@ class DataSettings:
     max_eval_samples: int | None = option(None, "use at most this many validation rows", type=int)
     workers: int = option(help="processes decoding the data once before training", default_factory=default_workers)
     no_cache: bool = option(False, "decode again instead of reusing the on-disk tensor cache")
+
+    def __post_init__(self):
+        if self.dataset_id is not None:
+            check_hub_id(self.dataset_id)
 
 
 @dataclass

@@ -36,7 +36,8 @@ class ImageConfig:
                                            "backbones can start from ImageNet weights (--pretrained)",
                                flag="--model", choices=ARCHITECTURES)
     image_size: int = option(32, "side of the square model input: an image's shorter side is resized to it and "
-                                 "the centre cropped, in validation and in the demo alike")
+                                 "the centre cropped, in validation and in the demo alike; a run continued with "
+                                 "--init-from may change it (every network here pools globally)", role="train")
     width: int = option(16, "resnet20 base width (channels of its first stage: 16, 32, 64 per stage)")
     pretrained: bool = option(False, "start from ImageNet weights: --weights PATH, else an installed package that "
                                      "ships them (efficientnet_lite0), else the library's download (needs network)")
