@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 
+from demo import zerogpu  # noqa: F401  (first: on ZeroGPU Spaces it imports `spaces`, which must patch torch)
 import torch
 
-from demo.blocks import build_demo
+from demo.blocks import CSS, build_demo
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -42,9 +44,17 @@ def main(argv=None) -> None:
     # 872 ms with 2 threads and 3.7 ms with 1.
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // CONCURRENCY))
     demo = build_demo(args.checkpoints, args.device)
+    # The models and the app are built for good: move them out of the garbage collector's view, so that
+    # each collection during a request walks only what that request made.
+    gc.collect()
+    gc.freeze()
     demo.queue(max_size=args.queue_size, default_concurrency_limit=CONCURRENCY)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True,
-                max_file_size=MAX_FILE_SIZE)
+                max_file_size=MAX_FILE_SIZE, css=CSS, quiet=True, prevent_thread_lock=True)
+    print(f"Triptych is running on {demo.local_url}" + (f" and {demo.share_url}" if demo.share_url else "")
+          + ("" if args.share or os.environ.get("SPACE_ID") else " (python app.py --share adds a public link)"),
+          flush=True)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

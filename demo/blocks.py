@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 
 import gradio as gr
 
 from demo.predictor import ModelSet, discover
+from demo.tabs.common import UNSURE_CLASS
+from demo.zerogpu import gpu_decorator, on_gpu
 from training.device import describe, pick_device
 from training.tasks import task_names
 
@@ -27,13 +30,40 @@ def tab_module(task: str):
     return importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
 
 
-def load_models(checkpoint_root, device) -> dict[str, ModelSet]:
-    return {task: discover(checkpoint_root, task, device) for task in task_names() if tab_module(task)}
+GPU_SECONDS = 20   # ZeroGPU time one prediction or explanation may take (the models need milliseconds)
+
+# The label panel of an unsure prediction is dimmed (common.UNSURE_CLASS); on a phone the tab's input
+# stays short so that the result, right under it, is on the first screen.
+CSS = f"""
+.{UNSURE_CLASS} {{ opacity: 0.6; }}
+.status {{ border-left: 4px solid var(--color-accent); padding-left: 0.6em; }}
+@media (max-width: 768px) {{
+  #tab-image .image-container {{ max-height: 220px; }}
+}}
+"""
 
 
-def build_demo(checkpoint_root="checkpoints", device: str | None = None) -> gr.Blocks:
+def load_models(checkpoint_root, device, warm_up: bool = True) -> dict[str, ModelSet]:
+    """Every tab's models, ready to serve: each warmed up once (see Task.sample_input) unless `warm_up` is
+    False, and on ZeroGPU Spaces each one's inference wrapped to run on a borrowed GPU (demo/zerogpu.py)."""
+    found = {task: discover(checkpoint_root, task, device) for task in task_names() if tab_module(task)}
+    on_zerogpu = gpu_decorator() is not None
+    for models in found.values():
+        for name, predictor in models.predictors.items():
+            if on_zerogpu:   # the main process has no GPU there: every use of the weights runs in a worker
+                predictor.predict = on_gpu(predictor.predict, duration=GPU_SECONDS)
+                predictor.explain = on_gpu(predictor.explain, duration=GPU_SECONDS)
+            elif warm_up:
+                try:
+                    predictor.warm_up()
+                except Exception as e:   # the model still serves; its first request pays the start-up cost
+                    print(f"warning: warming up {models.task}/{name} failed: {e}", file=sys.stderr)
+    return found
+
+
+def build_demo(checkpoint_root="checkpoints", device: str | None = None, warm_up: bool = True) -> gr.Blocks:
     device = pick_device(device)
-    models = load_models(checkpoint_root, device)
+    models = load_models(checkpoint_root, device, warm_up)
     # delete_cache: uploads and outputs older than an hour are removed every 10 minutes, so a public
     # Space does not fill its disk.
     with gr.Blocks(title=TITLE, delete_cache=(600, 3600)) as demo:

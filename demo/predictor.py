@@ -52,22 +52,72 @@ class Predictor:
         """The task's explanation of the prediction for one raw input (Grad-CAM, word importances...)."""
         return self.task.explain(self.model, self.task_config, raw)
 
+    def warm_up(self) -> None:
+        """Run the task's sample input through prepare, the model and explain once, so that lazy
+        initialisation (kernels, plans, imports) is paid at start-up, not by the first visitor."""
+        raw = self.task.sample_input(self.task_config)
+        if raw is not None:
+            self.predict(raw)
+            self.explain(raw)
+
+    @property
+    def unsure_threshold(self) -> float:
+        return float(self.config.get("unsure_threshold") or 0.0)
+
+    def unsure_sentence(self) -> str | None:
+        """What the unsure threshold means for this model, from the validation figures config.json records."""
+        if not self.unsure_threshold:
+            return None
+        stats = self.config.get("metrics", {}).get("unsure", {})
+        text = f"below {self.unsure_threshold:.0%} confidence"
+        if stats.get("accuracy_below") is not None:
+            text += f", this model was right {stats['accuracy_below']:.0%} of the time on its validation data"
+            if stats.get("accuracy_above") is not None:
+                text += f" (above it, {stats['accuracy_above']:.0%})"
+        return text
+
+    def knows_markdown(self) -> str:
+        """What the model knows (its labels) and where not to trust it, from the checkpoint's facts."""
+        from training.card import limitations
+
+        labels = ", ".join(f"`{label}`" for label in self.labels)
+        lines = [f"**What {self.name} knows:** {len(self.labels)} labels: {labels}. An input that fits none "
+                 "of them still gets one of them."]
+        lines += [f"- {sentence}" for sentence in limitations(self.config)[1:]]
+        return "\n".join(lines)
+
     def info_markdown(self) -> str:
-        c = self.config
-        m = c.get("metrics", {})
-        d = c.get("dataset", {})
+        from training.card import hub_dataset_id
+
+        c, m, d = self.config, self.config.get("metrics", {}), self.config.get("dataset", {})
         acc = f"{m['accuracy']:.1%}" if "accuracy" in m else "n/a"
         f1 = f"{m['macro_f1']:.3f}" if "macro_f1" in m else "n/a"
-        lines = [f"**{self.name}**: `{c.get('architecture', c['task'])}`, {len(self.labels)} labels",
-                 f"- Dataset: `{d.get('id', 'unknown')}` (validation: {d.get('validation_split', 'n/a')}, "
-                 f"{m.get('num_examples', '?')} examples)",
-                 f"- Validation accuracy **{acc}**, macro-F1 {f1} (epoch {m.get('epoch', '?')})",
-                 "- Labels: " + ", ".join(f"`{label}`" for label in self.labels),
-                 f"- Running on: `{self.device}`"]
-        if c.get("unsure_threshold"):
-            lines.append(f"- Says it is unsure when its top confidence is below {c['unsure_threshold']:.0%} "
-                         "(chosen on validation data: that low, it was no better than a coin toss)")
+        hub = hub_dataset_id(c)
+        dataset = f"[{hub}](https://huggingface.co/datasets/{hub})" if hub else f"`{Path(str(d.get('id', 'unknown'))).name}`"
+        lines = [f"**{self.name}**: `{c.get('architecture', c['task'])}`, {len(self.labels)} labels"]
+        pretrained = c.get("pretrained") or {}
+        if pretrained.get("source"):
+            lines.append(f"- Fine-tuned from pretrained weights ({pretrained['source']}, "
+                         f"{pretrained.get('license', 'license not recorded')})")
+        lines += [f"- Dataset: {dataset} (validation: {d.get('validation_split', 'n/a')}, "
+                  f"{m.get('num_examples', '?')} examples)",
+                  f"- Validation accuracy **{acc}**, macro-F1 {f1} (epoch {m.get('epoch', '?')})",
+                  "- Labels: " + ", ".join(f"`{label}`" for label in self.labels),
+                  f"- Running on: `{self.device}`"]
+        if self.unsure_sentence():
+            lines.append(f"- Marks a prediction unsure {self.unsure_sentence()}")
         return "\n".join(lines)
+
+    def card_markdown(self) -> str:
+        """The checkpoint's model card (README.md) without its YAML front matter, or '' if it has none."""
+        try:
+            text = (self.folder / "README.md").read_text(encoding="utf-8")
+        except OSError:
+            return ""
+        if text.startswith("---"):
+            end = text.find("\n---", 3)
+            text = text[end + 4:] if end >= 0 else text
+        return text.strip()
 
 
 class ModelUnavailable(LookupError):

@@ -19,7 +19,7 @@ def test_classify_text_with_only_the_text(app_client):
     result = classify(app_client, "i feel wonderful today")
     confidences = result["confidences"]
     assert result["label"] == confidences[0]["label"] == "joy"
-    assert 1 <= len(confidences) <= 5 and {c["label"] for c in confidences} <= EMOTIONS
+    assert {c["label"] for c in confidences} == EMOTIONS   # every label, not a top 5
     assert [c["confidence"] for c in confidences] == sorted((c["confidence"] for c in confidences), reverse=True)
 
 
@@ -114,3 +114,22 @@ def test_type_sentence_press_enter_and_read_label(page):
     label.wait_for()
     assert label.inner_text().strip() == "fear"
     tab.get_by_text("terrified", exact=True).wait_for()   # the explanation shows the words
+
+
+def test_raw_http_call_as_the_readme_shows_returns_the_structured_result(app_server):
+    """The README's curl calls: POST every parameter, then read the result from the event stream."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(f"{app_server}gradio_api/call/classify_text_json", method="POST",
+                                     data=json.dumps({"data": ["i feel wonderful today", "emotion"]}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        event_id = json.load(r)["event_id"]
+    with urllib.request.urlopen(f"{app_server}gradio_api/call/classify_text_json/{event_id}", timeout=60) as r:
+        stream = r.read().decode()
+    assert "event: complete" in stream, stream
+    (result,) = json.loads(stream.split("data: ", 1)[1].splitlines()[0])
+    assert result["model"] == "emotion" and result["label"] == "joy" and not result["unsure"]
+    assert set(result["confidences"]) == EMOTIONS and result["notes"] == []
+    assert abs(sum(result["confidences"].values()) - 1) < 1e-4

@@ -56,28 +56,41 @@ def test_shipped_checkpoints_carry_a_threshold(folder):
     assert config["metrics"]["unsure"]["threshold"] == config["unsure_threshold"]
 
 
-def test_label_panel_title_says_unsure_below_the_threshold():
-    from demo.predictor import Predictor
-    from demo.tabs.common import unsure_title
+def test_result_is_unsure_below_the_threshold_and_says_what_that_means():
+    from demo.predictor import Predictor, discover
+    from demo.tabs.common import result_record, status_markdown
 
     predictor = Predictor.load(REPO / "checkpoints" / "image" / "cifar10")
-    assert predictor.config["unsure_threshold"] > 0
+    threshold = predictor.config["unsure_threshold"]
+    below = predictor.config["metrics"]["unsure"]["accuracy_below"]
+    assert threshold > 0
     flat = {label: 1 / len(predictor.labels) for label in predictor.labels}
-    assert "unsure" in unsure_title(predictor, flat)
-    assert unsure_title(predictor, {**flat, "cat": 0.99}) is None
+    unsure = result_record(predictor, flat)
+    assert unsure["unsure"] and unsure["unsure_threshold"] == threshold
+    assert set(unsure["confidences"]) == set(predictor.labels)          # every label, not a top 5
+    sure = result_record(predictor, {**flat, "cat": 0.99})
+    assert not sure["unsure"] and sure["label"] == "cat"
+    models = discover(REPO / "checkpoints", "image", "cpu")
+    # The warning uses the recorded validation accuracy below the threshold, not a fixed phrase.
+    message = status_markdown(models, unsure)
+    assert "Unsure" in message and f"below {threshold:.0%} confidence" in message.lower()
+    assert f"right {below:.0%} of the time" in message
+    assert status_markdown(models, sure) == ""
 
 
-def test_panel_title_reads_what_gr_label_passes_back():
+def test_shown_result_dims_the_label_and_clears_on_none():
     from demo.predictor import discover
-    from demo.tabs.common import label_panel_title
+    from demo.tabs.common import UNSURE_CLASS, result_record, show_result
 
     models = discover(REPO / "checkpoints", "image", "cpu")
-    threshold = models.get("cifar10").config["unsure_threshold"]
-    # gr.Label.preprocess gives the function {label: confidence} for the labels it shows.
-    assert label_panel_title(models, {"ship": threshold + 0.05, "truck": 0.02}, "cifar10") == "Prediction"
-    assert "unsure" in label_panel_title(models, {"ship": threshold - 0.05, "truck": 0.3}, "cifar10")
-    assert label_panel_title(models, None, "cifar10") == "Prediction"
-    assert label_panel_title(models, "ship", "cifar10") == "Prediction"
+    predictor = models.get("cifar10")
+    flat = {label: 1 / len(predictor.labels) for label in predictor.labels}
+    label, status = show_result(models, result_record(predictor, flat))
+    assert label["label"] == "Unsure guess" and label["elem_classes"] == [UNSURE_CLASS] and status["visible"]
+    label, status = show_result(models, result_record(predictor, {**flat, "ship": 0.99}))
+    assert label["label"] == "Prediction" and label["elem_classes"] == [] and not status["visible"]
+    label, status = show_result(models, None)
+    assert label["value"] is None and status["value"] == "" and not status["visible"]
 
 
 def test_browser_shows_unsure_for_an_ambiguous_image(page, tmp_path):
@@ -94,10 +107,11 @@ def test_browser_shows_unsure_for_an_ambiguous_image(page, tmp_path):
     page.get_by_role("tab", name="Image").click()
     tab = page.locator("#tab-image")
     tab.locator("input[type=file]").first.set_input_files(str(path))
-    tab.get_by_text("The model is unsure").wait_for()
+    tab.get_by_text("Unsure.").wait_for()
+    assert tab.locator("#image-label").get_by_text("Unsure guess").count() == 1
     # A confident prediction clears the warning again.
     sure = max(sorted((REPO / "demo" / "examples" / "image").glob("*.png")), key=lambda p: max(predictor.predict(p).values()))
     assert max(predictor.predict(sure).values()) >= predictor.config["unsure_threshold"]
     tab.locator("input[type=file]").first.set_input_files(str(sure))
-    tab.get_by_text("The model is unsure").wait_for(state="detached")
+    tab.get_by_text("Unsure.").wait_for(state="hidden")
     assert tab.get_by_text("Prediction", exact=True).count() >= 1

@@ -1,4 +1,5 @@
-"""The Image tab: upload, webcam or clipboard -> top-5 labels. Components and wiring only."""
+"""The Image tab: upload, webcam or clipboard -> every label's confidence and where the model looked.
+Components and wiring only."""
 
 from __future__ import annotations
 
@@ -7,12 +8,19 @@ from pathlib import Path
 
 import gradio as gr
 
+from demo.batch import FileBatch, batch_panel
 from demo.predictor import ModelSet
-from demo.tabs.common import (example_files, flag_unsure, info_markdown, model_info_endpoint, model_picker,
-                              report_panel, user_errors)
+from demo.tabs.common import (example_caption, example_files, knows_panel, label_endpoint, label_value, model_panels,
+                              model_picker, prediction_flow, result_record, user_errors)
 from training.tasks import InputError
+from training.tasks.image import MAX_FILE_BYTES
 
+IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "image"
+GRADCAM_HELP = ("Grad-CAM: convolutional maps weighted by how much they raise the predicted label; the more a "
+                "region drove the prediction, the warmer and stronger its colour (regions left as they were did "
+                "not matter). The picture keeps the photo's shape: the bright centre square is what the "
+                "model saw, and the dimmed sides were cropped off.")
 
 
 class ImageFile(gr.Image):
@@ -40,59 +48,65 @@ class ImageFile(gr.Image):
         return payload.path
 
 
-def honesty_note(models: ModelSet) -> str:
-    """What the default model can and cannot see, in words: the centre square of the photo at its input
-    size, what it learned from, and a fixed set of labels."""
-    try:
-        predictor = models.get(None)
-    except LookupError:
-        return ""
-    config, labels = predictor.task_config, predictor.labels
-    size, learned = config.image_size, config.cache_size or config.image_size
-    source = (f" It learned from {learned}x{learned} images enlarged to that size, so fine detail in a photo is "
-              "new to it." if learned < size else "")
-    return (f"The **{predictor.name}** model sees the centre square of the photo, resized to **{size}x{size} "
-            f"pixels**, and knows only **{len(labels)} labels** ({', '.join(labels)}); anything else is forced "
-            f"into one of them.{source}")
-
-
 def build(models: ModelSet) -> None:
-    gr.Markdown("Classify a photo. Upload a file, use the webcam, or paste from the clipboard. " + honesty_note(models))
-    with gr.Row():
+    gr.Markdown("Classify a photo: upload a file, use the webcam, paste from the clipboard, or pick an example.")
+    with gr.Row(equal_height=False):
         with gr.Column():
-            image = ImageFile(sources=["upload", "webcam", "clipboard"], type="filepath", label="Image",
-                              height=320)
+            image = ImageFile(sources=["upload", "webcam", "clipboard"], type="filepath", label="Image", height=300,
+                              alt_text="The photo to classify")
             picker = model_picker(models)
             button = gr.Button("Classify", variant="primary")
-            examples = example_files(EXAMPLES, "*.png")
-            if examples:
-                gr.Examples(examples=examples, inputs=[image], examples_per_page=10,
-                            label="Examples (CIFAR-10 validation images, three per label)")
         with gr.Column():
-            label = gr.Label(num_top_classes=5, label="Prediction")
-            heatmap = gr.Image(label="Where the model looked (Grad-CAM)", type="pil", height=256, interactive=False)
-            gr.Markdown("Grad-CAM: convolutional maps weighted by how much they raise the predicted label; red "
-                        "regions drove the prediction. The picture keeps the photo's shape: the bright centre "
-                        "square is what the model saw, enlarged, and the dimmed sides were cropped off.")
-            info = gr.Markdown(info_markdown(models, picker.value))
-            report_panel(models, picker)
+            status = gr.Markdown(visible=False, elem_classes=["status"])
+            label = gr.Label(num_top_classes=5, label="Prediction", elem_id="image-label")
+            heatmap = gr.Image(label="Where the model looked (Grad-CAM)", type="pil", height=280, interactive=False,
+                               alt_text="Grad-CAM heatmap over the photo: warm colours drove the prediction")
+            gr.Markdown(GRADCAM_HELP)
+            knows_panel(models, picker)
+            with gr.Accordion("API result (JSON, as /classify_image_json returns it)", open=False):
+                result = gr.JSON(label="Result")
+    gallery = example_gallery()
+    batch_panel(models, picker, FileBatch("image", IMAGE_TYPES, MAX_FILE_BYTES), api_name="classify_image_batch")
+    model_panels(models, picker, "image_model_info")
 
     @user_errors
-    def classify_image(image_file, model_name=None):
-        """Top labels with probabilities for one image."""
+    def classify_image_json(image_file, model_name=None) -> dict:
+        """Every label's confidence for one image, the unsure flag and the model's threshold."""
         predictor = models.get(model_name)
         if image_file is None:
             raise InputError("Upload an image, take a webcam photo or paste one first.")
-        return predictor.predict(image_file)
+        return result_record(predictor, predictor.predict(image_file))
+
+    def classify_image(image_file, model_name=None):
+        """Top labels with probabilities for one image."""
+        return label_value(classify_image_json(image_file, model_name))
 
     @user_errors
     def explain_image(image_file, model_name=None):
         """Grad-CAM heatmap over what the model saw, for its top label."""
         return models.get(model_name).explain(image_file)
 
-    # The heatmap is a second step after a successful prediction, so /classify_image answers with the
-    # labels alone and as fast as it can.
-    classified = gr.on([button.click, image.upload], classify_image, [image, picker], label, api_name="classify_image")
-    classified.success(explain_image, [image, picker], heatmap, api_name="explain_image")
-    flag_unsure(classified, models, label, picker)
-    model_info_endpoint(models, picker, info, "image_model_info")
+    prediction_flow(models, inputs=[image, picker], result=result, label=label, status=status,
+                    analyse=classify_image_json, explain=explain_image, explain_outputs=[heatmap],
+                    api_name="classify_image_json", explain_api_name="explain_image",
+                    run_on=[button.click], rerun_on=[image.change, picker.change])
+    label_endpoint(classify_image, [image, picker], [label], "classify_image")
+    if gallery is not None:
+        gallery.select(pick_example, None, image, api_visibility="private", queue=False)
+
+
+def example_gallery() -> gr.Gallery | None:
+    """The examples as a gallery: each image large enough to see, captioned with its label; choosing one
+    loads it into the input, which runs it."""
+    files = example_files(EXAMPLES, "*.png")
+    if not files:
+        return None
+    with gr.Accordion("Examples: CIFAR-10 validation images (32x32), three per label", open=True):
+        return gr.Gallery(value=[(f, example_caption(f)) for f in files], columns=10, rows=3, height="auto",
+                          allow_preview=False, object_fit="contain", label="Examples", show_label=False,
+                          elem_id="image-examples")
+
+
+def pick_example(evt: gr.SelectData):
+    files = example_files(EXAMPLES, "*.png")
+    return files[evt.index] if 0 <= evt.index < len(files) else None

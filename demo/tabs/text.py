@@ -1,4 +1,5 @@
-"""The Text tab: a sentence -> top labels, and the words that pushed the prediction. Components and wiring only."""
+"""The Text tab: a sentence -> every label's confidence, and the words that pushed the prediction.
+Components and wiring only."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 
 import gradio as gr
 
+from demo.batch import TextBatch, batch_panel
 from demo.predictor import ModelSet
-from demo.tabs.common import flag_unsure, info_markdown, model_info_endpoint, model_picker, report_panel, user_errors
+from demo.tabs.common import (knows_panel, label_endpoint, label_value, model_panels, model_picker, prediction_flow,
+                              result_record, show_result, user_errors)
 from training.tasks import text as text_task
 
 EXAMPLES_FILE = Path(__file__).resolve().parents[1] / "examples" / "text" / "emotion_validation.jsonl"
@@ -19,6 +22,7 @@ def load_examples(path: Path = EXAMPLES_FILE) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
 
 EXPLANATION_HELP = (
     "**Why** (occlusion): each word is removed in turn and the drop in the predicted label's probability is "
@@ -31,42 +35,57 @@ def truncation_note(config) -> str:
             "classified.")
 
 
-def notes(config, ids: list[int], truncated: bool) -> str:
+UNKNOWN_WORDS_NOTE = ("None of these words or symbols are in the model's vocabulary, so the prediction is little "
+                      "more than a guess.")
+
+
+def reading_notes(config, ids: list[int], truncated: bool) -> list[str]:
     """What the user should know about how the model read the text (cut short, unknown words)."""
-    out = [EXPLANATION_HELP]
-    if truncated:
-        out.append(f"> Note: {truncation_note(config)}")
+    out = [truncation_note(config)] if truncated else []
     if all(i == text_task.UNK_ID for i in ids):
-        out.append("> Note: none of these words or symbols are in the model's vocabulary, so the prediction "
-                   "is little more than a guess.")
-    return "\n\n".join(out)
+        out.append(UNKNOWN_WORDS_NOTE)
+    return out
+
+
+def notes(config, ids: list[int], truncated: bool) -> str:
+    """The explanation's help text, then the reading notes."""
+    return "\n\n".join([EXPLANATION_HELP, *(f"> Note: {n}" for n in reading_notes(config, ids, truncated))])
 
 
 def build(models: ModelSet) -> None:
     gr.Markdown("Classify a sentence: type it and press Enter, or pick an example.")
-    with gr.Row():
+    with gr.Row(equal_height=False):
         with gr.Column():
             text = gr.Textbox(label="Text", lines=1, max_lines=8, placeholder="Type a sentence, e.g. i feel wonderful today")
             picker = model_picker(models)
             button = gr.Button("Classify", variant="primary")
-            gr.Examples(examples=[[row["text"]] for row in load_examples()], inputs=[text], label="Examples (emotion validation sentences, two per label)")
         with gr.Column():
-            label = gr.Label(num_top_classes=5, label="Prediction")
+            status = gr.Markdown(visible=False, elem_classes=["status"])
+            label = gr.Label(num_top_classes=6, label="Prediction", elem_id="text-label")
             explanation = gr.HighlightedText(label="Why: word importance (occlusion)", show_legend=False,
                                              show_inline_category=False, combine_adjacent=False)
             note = gr.Markdown(EXPLANATION_HELP)
-            info = gr.Markdown(info_markdown(models, picker.value))
-            report_panel(models, picker)
+            knows_panel(models, picker)
+            with gr.Accordion("API result (JSON, as /classify_text_json returns it)", open=False):
+                result = gr.JSON(label="Result")
+    rows = load_examples()
+    examples = gr.Examples(examples=[[row["text"]] for row in rows], inputs=[text], examples_per_page=len(rows) or 10,
+                           example_labels=[f"{row['text']}  ({row['label']})" for row in rows] if rows else None,
+                           label="Examples: emotion validation sentences, two per label (the dataset's label in brackets)")
+    batch_panel(models, picker, TextBatch(text_task.TASK.input_columns), api_name="classify_text_batch",
+                notes=lambda p, text: reading_notes(p.task_config, *text_task.tokenize(p.task_config, text)))
+    model_panels(models, picker, "text_model_info")
 
     @user_errors
-    def classify_text(text: str, model_name: str | None = None):
-        """Top labels with probabilities for one text; text past the model's limit is cut, with a warning."""
+    def classify_text_json(text: str, model_name: str | None = None) -> dict:
+        """Every label's confidence for one text, the unsure flag, and notes (cut short, unknown words)."""
         predictor = models.get(model_name)
-        _, truncated = text_task.tokenize(predictor.task_config, text)
-        result = predictor.predict(text)
-        if truncated:
-            gr.Warning(truncation_note(predictor.task_config))
-        return result
+        ids, truncated = text_task.tokenize(predictor.task_config, text)
+        return result_record(predictor, predictor.predict(text), reading_notes(predictor.task_config, ids, truncated))
+
+    def classify_text(text: str, model_name: str | None = None):
+        """Top labels with probabilities for one text; text past the model's limit is cut."""
+        return label_value(classify_text_json(text, model_name))
 
     @user_errors
     def explain_text(text: str, model_name: str | None = None):
@@ -78,9 +97,12 @@ def build(models: ModelSet) -> None:
             pieces.append((" …", None))   # the rest of the text was not read, so it gets no colour
         return pieces, notes(predictor.task_config, ids, truncated)
 
-    # One endpoint for the button and Enter. The explanation is a second step, run only after a successful
-    # prediction, so /classify_text answers with the labels alone and as fast as it can.
-    classified = gr.on([button.click, text.submit], classify_text, [text, picker], label, api_name="classify_text")
-    classified.success(explain_text, [text, picker], [explanation, note], api_name="explain_text")
-    flag_unsure(classified, models, label, picker)
-    model_info_endpoint(models, picker, info, "text_model_info")
+    prediction_flow(models, inputs=[text, picker], result=result, label=label, status=status,
+                    analyse=classify_text_json, explain=explain_text, explain_outputs=[explanation, note],
+                    api_name="classify_text_json", explain_api_name="explain_text",
+                    run_on=[button.click, text.submit], rerun_on=[picker.change, examples.load_input_event])
+    label_endpoint(classify_text, [text, picker], [label], "classify_text")
+    # Editing the text makes the shown result stale: clear it until the new text is classified.
+    text.input(lambda: (None, *show_result(models, None), None, EXPLANATION_HELP), None,
+               [result, label, status, explanation, note], queue=False, show_progress="hidden",
+               api_visibility="private", trigger_mode="always_last")

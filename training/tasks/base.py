@@ -41,6 +41,9 @@ Hooks (methods; `config` is an instance of `Config`):
     pretrained_source(config)       -> where a fresh model's pretrained weights came from, or None
     prepare(config, raw)            -> tuple of model inputs (batch of one, CPU) for one raw demo input
     explain(model, config, raw)     -> the explanation of one prediction (see `explanation`)
+    sample_input(config)            -> a synthetic raw input (or None) that the demo runs through prepare,
+                                       the model and explain once at start-up, so the first visitor's
+                                       request does not pay for lazy initialisation
     limitations(config)             -> sentences for the model card: where not to trust the model
     save_extra(config, folder) / load_extra(config, folder)   task files beside the weights
 
@@ -186,6 +189,10 @@ class Task:
         raise NotImplementedError
 
     def explain(self, model: nn.Module, config, raw) -> Any:
+        return None
+
+    def sample_input(self, config) -> Any:
+        """A synthetic raw input for the demo's start-up warm-up; None skips the warm-up."""
         return None
 
     def limitations(self, config: dict) -> list[str]:

@@ -88,10 +88,21 @@ class ImageTask(Task):
         x = x.to(next(model.parameters()).device)
         return cam_overlay(config, image, grad_cam(model, x))
 
+    def sample_input(self, config: ImageConfig):
+        """A 4:3 noise photo, larger than the model's input, so warm-up runs the resize path too."""
+        from PIL import Image
+        generator = torch.Generator().manual_seed(0)
+        pixels = torch.randint(0, 256, (480, 640, 3), dtype=torch.uint8, generator=generator)
+        return Image.fromarray(pixels.numpy())
+
     def limitations(self, config: dict) -> list[str]:
-        size = config.get("preprocessing", {}).get("image_size")
+        pre = config.get("preprocessing", {})
+        size, learned = pre.get("image_size"), pre.get("cache_size") or pre.get("image_size")
         out = [f"It sees {size}x{size} pixels: a photo is resized (shorter side) and centre-cropped to that, "
                "so small or off-centre objects are lost."]
+        if learned and size and learned < size:
+            out.append(f"It learned from {learned}x{learned} images enlarged to {size}x{size}, so fine detail "
+                       "in a photo is new to it.")
         tta = config.get("model", {}).get("tta")
         if tta in VIEWS:
             out.append(f"Its prediction is the average over {VIEWS[tta]} (test-time views), as in validation; "

@@ -53,7 +53,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None) -> to
 def cam_overlay(config: ImageConfig, raw, cam: torch.Tensor, *, size: int = 256):
     """The photo at its own aspect ratio, its shorter side `size` pixels (the longer at most 4x that),
     dimmed; over its centre square, the model's view of it (resized and centre-cropped, as the model got
-    it) enlarged, with the heatmap blended in. What lies outside the square the model never saw."""
+    it) enlarged, with the heatmap blended in as strongly as each region drove the prediction. What lies outside the square the model never saw."""
     import matplotlib
     from PIL import Image
     from torchvision.transforms.v2 import functional as TF
@@ -69,5 +69,8 @@ def cam_overlay(config: ImageConfig, raw, cam: torch.Tensor, *, size: int = 256)
     heat = F.interpolate(cam[None, None].float().cpu(), size=(side, side), mode="bilinear", align_corners=False)[0, 0]
     colours = torch.from_numpy(matplotlib.colormaps["jet"](heat.numpy())[..., :3]).float().permute(2, 0, 1) * 255
     top, left = (height - side) // 2, (width - side) // 2
-    photo[:, top:top + side, left:left + side] = 0.55 * colours + 0.45 * view
+    # The heatmap is blended in as strongly as the region mattered: where the model did not look, the
+    # photo shows as it is, so the object stays visible under the colours.
+    alpha = 0.65 * heat.clamp(0, 1)[None]
+    photo[:, top:top + side, left:left + side] = alpha * colours + (1 - alpha) * view
     return Image.fromarray(photo.clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())

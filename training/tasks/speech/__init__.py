@@ -102,6 +102,12 @@ class SpeechTask(Task):
         from training.tasks.speech.explain import heard_figure
         return heard_figure(raw if isinstance(raw, Heard) and raw.config == config else listen(config, raw))
 
+    def sample_input(self, config: SpeechConfig):
+        """One second of quiet noise at the model's rate, as (sample_rate, samples)."""
+        import numpy as np
+        noise = np.random.default_rng(0).normal(0, 0.05, int(config.sample_rate * config.clip_seconds))
+        return config.sample_rate, noise.astype(np.float32)
+
     def limitations(self, config: dict) -> list[str]:
         pre = config.get("preprocessing", {})
         return [f"It hears {pre.get('clip_seconds', 1)} s of mono audio at {pre.get('sample_rate')} Hz; longer "

@@ -75,6 +75,9 @@ class TextTask(Task):
     def explain(self, model, config: TextConfig, raw):
         return explain(model, config, raw)
 
+    def sample_input(self, config: TextConfig) -> str:
+        return "a short sentence to warm the model up"
+
     def limitations(self, config: dict) -> list[str]:
         return ["It reads lowercased words from its own vocabulary; unknown words become one [UNK] token, and "
                 "text past its token limit is cut."]
