@@ -127,7 +127,7 @@ def model_card(config: dict, name: str, dataset_id: str | None = None, parameter
               f"- Hardware: {config.get('hardware', '?')}; training time {config.get('training_seconds', '?')} s"
               + (f" ({sum(float(r.get('training_seconds') or 0) for r in runs):.1f} s with the runs it started from)"
                  if len(runs) > 1 else ""),
-              *lineage(runs), *pretrained_lines(config),
+              *lineage(runs), *transfer_lines(runs), *pretrained_lines(config),
               f"- Model settings: `{json.dumps(config.get('model', {}), sort_keys=True)}`",
               f"- Package versions: {json.dumps(config.get('versions', {}))}",
               f"- Arguments: `{json.dumps({k: v for k, v in args.items() if v is not None}, sort_keys=True)}`",
@@ -163,6 +163,22 @@ def lineage(runs: list[dict]) -> list[str]:
         out.append(f"- It started from the checkpoint `{parent.get('checkpoint')}`: {parent.get('training_seconds', '?')} s "
                    f"on {parent.get('hardware', '?')}, validation accuracy {m.get('accuracy')} at epoch {m.get('epoch')}; "
                    f"its arguments: `{json.dumps(args, sort_keys=True)}`")
+    return out
+
+
+def transfer_lines(runs: list[dict]) -> list[str]:
+    """The card line for the checkpoint whose body this one (or a run it started from) took with
+    --transfer-from."""
+    out = []
+    for run in runs:
+        t = run.get("transferred_from")
+        if t:
+            data = t.get("dataset") or {}
+            m = t.get("metrics") or {}
+            out.append(f"- Transfer-learned from the checkpoint `{t.get('checkpoint')}` (labels "
+                       f"{', '.join(map(str, t.get('labels', [])))}; `{t.get('architecture')}` trained on "
+                       f"`{data.get('hub_id') or data.get('id')}`, validation accuracy {m.get('accuracy')}): every "
+                       "weight but the classifier head, which started afresh for these labels")
     return out
 
 

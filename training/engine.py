@@ -1,15 +1,16 @@
 """The one training loop, for every task: read `run` top to bottom.
 
 `run(task, settings)` takes four steps. `set_up` loads the data (training/data.py), settles the task's
-settings (fresh, `--resume`d, or from an earlier checkpoint with `--init-from`), builds the model, decodes
-every row once into tensors (training/cache.py) and makes the optimiser. `restore` continues a resumed
-run. `train_epochs` trains epoch by epoch: SGD or AdamW with a warm-up + linear-decay schedule (optionally
-airbench's Lookahead), bf16 autocast (on CUDA, and on CPUs with bf16 units by --precision bf16), a
-finite-loss check, validation accuracy / macro-F1 / per-label scores after every epoch, the best
-checkpoint kept, resume state written atomically after every epoch, early stopping, and
-DistributedDataParallel when started by torchrun. `finish` reloads the best epoch, chooses its "unsure"
-threshold, and writes the reports and the model card. What the checkpoint records, and the --init-from
-rules, are in training/records.py.
+settings (fresh, `--resume`d, from an earlier checkpoint with `--init-from`, or from another checkpoint's
+body with `--transfer-from`), builds the model, decodes every row once into tensors (training/cache.py)
+and makes the optimiser. `restore` continues a resumed run. `train_epochs` trains epoch by epoch: SGD or
+AdamW with a warm-up + linear-decay schedule (optionally airbench's Lookahead), bf16 autocast (on CUDA,
+and on CPUs with bf16 units by --precision bf16), a finite-loss check, validation accuracy / macro-F1 /
+per-label scores after every epoch, the best checkpoint kept, resume state written atomically after every
+epoch, early stopping, `--time-limit`, and DistributedDataParallel when started by torchrun. A caller
+other than the command line follows the run and may cancel it through `Hooks`. `finish` reloads the best
+epoch, chooses its "unsure" threshold, and writes the reports and the model card. What the checkpoint records, and the --init-from
+and --transfer-from rules, are in training/records.py.
 
 Randomness is derived from (seed, epoch) at the start of every epoch, so a run resumed from the state
 saved after epoch k repeats epochs k+1... exactly as the uninterrupted run does.
@@ -22,6 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -33,13 +35,35 @@ from training.data import Splits, load_task_splits
 from training.distributed import all_reduce_sum, barrier, setup_distributed, shard, shut_down
 from training.metrics import confusion_matrix, from_confusion, unsure_threshold
 from training.optim import Lookahead, class_weights, make_optimizer, make_schedule, use_bf16
-from training.records import (TrainingError, checkpoint_config, earlier_stages, hardware, record_unsure_threshold,
-                              run_record, start_from_checkpoint)
+from training.records import (TrainingError, check_starting_point, checkpoint_config, earlier_stages, hardware,
+                              load_all_but_head, record_unsure_threshold, run_record, start_from_checkpoint,
+                              transfer_from_checkpoint)
 from training.reports import confusion_title, curves_title, write_reports
 from training.settings import RunSettings
 from training.tasks import Task
 
-__all__ = ["TrainingError", "calibrate", "evaluate", "run", "train_one_epoch"]
+__all__ = ["Cancelled", "Hooks", "TrainingError", "calibrate", "evaluate", "run", "train_one_epoch"]
+
+
+class Cancelled(TrainingError):
+    """The caller's `Hooks.should_stop` asked the run to stop."""
+
+
+@dataclass
+class Hooks:
+    """How a caller other than the command line (the demo's Teach tab) follows a run and stops it.
+
+    on_step      (epoch index, step, steps per epoch, running train loss) after each training batch, on
+                 rank 0: `step` counts the epoch's batches done, 1 to `steps`; the loss is the mean over
+                 them (rank 0's rows)
+    on_epoch     the epoch's history row (the dict appended to metrics.json's history) after validation,
+                 on rank 0
+    should_stop  asked after every training batch, on every rank (which must agree): True raises
+                 `Cancelled` at once
+    """
+    on_step: Callable[[int, int, int, float], None] | None = None
+    on_epoch: Callable[[dict], None] | None = None
+    should_stop: Callable[[], bool] | None = None
 
 
 # ---------------------------------------------------------------------------------------------- epochs
@@ -57,7 +81,7 @@ def steps_per_epoch(rows: int, batch_size: int) -> int:
 
 def train_one_epoch(model, task, config, data, lengths, labels, optimizer, scheduler, *, train, epoch: int,
                     device, rank: int, world: int, loss_weight=None, show_progress=True, lookahead=None,
-                    head_only: nn.Module | None = None) -> dict:
+                    head_only: nn.Module | None = None, hooks: Hooks | None = None) -> dict:
     from tqdm.auto import tqdm
 
     model.train()
@@ -91,19 +115,36 @@ def train_one_epoch(model, task, config, data, lengths, labels, optimizer, sched
             lookahead.step(getattr(model, "module", model), epoch * steps + step + 1)
         total_loss += loss.detach() * len(idx)
         seen += len(idx)
-        if step % 10 == 0 or step == steps - 1:
-            # One sync every 10 steps. Summed over ranks, so every rank sees a NaN on any rank and all
-            # stop together instead of the others waiting for it in the next gradient exchange.
-            running = float(all_reduce_sum(total_loss.clone())) / max(1, seen * world)
-            if not math.isfinite(running):
-                kept = ("The last good checkpoint and resume state are kept" if epoch > 0
-                        else "No epoch finished, so nothing was saved")
-                raise TrainingError(f"the training loss became {running} at epoch {epoch + 1}, step {step + 1}. "
-                                    f"{kept}; try a lower --lr.")
+        if step % 10 == 0 or step == steps - 1:   # one sync every 10 steps
+            running = finite_loss(total_loss, seen, world, epoch=epoch, step=step)
             bar.set_postfix(loss=f"{running:.4f}", samples_s=f"{seen * world / (time.perf_counter() - start):.0f}")
+        if hooks is not None:
+            after_step(hooks, rank, epoch, step, steps, total_loss, seen)
     totals = all_reduce_sum(torch.stack([total_loss.float(), torch.tensor(float(seen), device=device)]))
     return {"train_loss": float(totals[0] / totals[1]), "train_seconds": time.perf_counter() - start,
             "samples_per_s": float(totals[1]) / (time.perf_counter() - start)}
+
+
+def finite_loss(total_loss: torch.Tensor, seen: int, world: int, *, epoch: int, step: int) -> float:
+    """The running training loss over every rank; a TrainingError when it is not finite. One sync, summed
+    over ranks, so every rank sees a NaN on any rank and all stop together instead of the others waiting
+    for it in the next gradient exchange."""
+    running = float(all_reduce_sum(total_loss.clone())) / max(1, seen * world)
+    if not math.isfinite(running):
+        kept = ("The last good checkpoint and resume state are kept" if epoch > 0
+                else "No epoch finished, so nothing was saved")
+        raise TrainingError(f"the training loss became {running} at epoch {epoch + 1}, step {step + 1}. "
+                            f"{kept}; try a lower --lr.")
+    return running
+
+
+def after_step(hooks: Hooks, rank: int, epoch: int, step: int, steps: int, total_loss: torch.Tensor,
+               seen: int) -> None:
+    """The caller's hooks after a training batch: its progress (rank 0), then whether to stop."""
+    if hooks.on_step is not None and rank == 0:
+        hooks.on_step(epoch, step + 1, steps, float(total_loss) / max(1, seen))
+    if hooks.should_stop is not None and hooks.should_stop():
+        raise Cancelled("training was cancelled")
 
 
 def eval_logits(model, task, config, data, lengths, labels, *, batch_size: int, device, rank: int = 0,
@@ -170,6 +211,7 @@ class Run:
     splits: Splits
     config: object = None            # the task's settings, as trained (fitted, or from --init-from / --resume)
     parent: dict | None = None       # --init-from: what the starting checkpoint recorded
+    transferred: dict | None = None  # --transfer-from: config.json's transferred_from
     stages: list = field(default_factory=list)   # --init-from: the earlier runs' epochs, for metrics.json
     resume: dict | None = None
     model: nn.Module | None = None
@@ -187,12 +229,21 @@ class Run:
     history: list = field(default_factory=list)
     best: dict | None = None
     stale: int = 0
+    stopped: str | None = None       # why training ended before --epochs: "time limit"
+    hooks: Hooks = field(default_factory=Hooks)
     t0: float = field(default_factory=time.perf_counter)
     first_step_s: float = 0.0
 
     @property
     def out(self) -> Path:
         return Path(self.settings.train.output)
+
+    @property
+    def fresh(self) -> bool:
+        """A new network (pretrained weights where the task's settings ask for them), not one from a
+        checkpoint or a resume state."""
+        train = self.settings.train
+        return self.resume is None and train.init_from is None and train.transfer_from is None
 
     @property
     def main(self) -> bool:
@@ -211,10 +262,15 @@ class Run:
             print(f"[triptych] {message}", file=sys.stderr)
 
 
-def run(task: Task, settings: RunSettings) -> dict:
+def run(task: Task, settings: RunSettings, *, hooks: Hooks | None = None) -> dict:
     """Train `task` as `settings` say (train.output must be set); returns the best epoch's metrics,
-    the history and timings."""
+    the history and timings (metrics.json's summary).
+
+    `hooks` report progress to a caller and let it cancel: when `hooks.should_stop()` is True the run
+    raises `Cancelled` after the current batch, and whatever it had written to train.output (task files,
+    the checkpoint and resume state of finished epochs) is left there for the caller to remove."""
     r = set_up(task, settings)
+    r.hooks = hooks or Hooks()
     restore(r)
     train_epochs(r)
     return finish(r)
@@ -223,6 +279,7 @@ def run(task: Task, settings: RunSettings) -> dict:
 def set_up(task: Task, settings: RunSettings) -> Run:
     """Data, settings, model, decoded tensors and optimiser: everything before the first step."""
     t0 = time.perf_counter()
+    check_starting_point(settings.train)
     rank, world, device = setup_distributed(settings.train.device)
     if settings.train.threads:
         torch.set_num_threads(settings.train.threads)
@@ -232,7 +289,7 @@ def set_up(task: Task, settings: RunSettings) -> Run:
     r.say(f"{task.name}: {len(splits.train)} train / {len(splits.val)} validation rows, {len(splits.labels)} "
           f"labels, device {hardware(device, world)}")
     build_network(r)   # before decoding: a missing pretrained download fails now, not after minutes of it
-    source = task.pretrained_source(r.config) if r.resume is None and settings.train.init_from is None else None
+    source = task.pretrained_source(r.config) if r.fresh else None
     if source:
         r.say(f"pretrained weights from {source['source']} (license {source.get('license', 'unknown')})")
     decode_splits(r)
@@ -242,7 +299,8 @@ def set_up(task: Task, settings: RunSettings) -> Run:
 
 def settle_config(r: Run) -> None:
     """The task settings this run trains with: those saved for --resume, else this run's (from the
-    --init-from checkpoint where given), fitted to the training split; task files written beside."""
+    --init-from or --transfer-from checkpoint where given), fitted to the training split; task files
+    written beside."""
     task, out = r.task, r.out
     if r.main:
         ckpt.remove_stale_temporaries(out)   # from a save that was killed half-way
@@ -255,6 +313,10 @@ def settle_config(r: Run) -> None:
     if r.settings.train.init_from is not None:
         config, r.parent = start_from_checkpoint(task, r.settings, r.settings.train.init_from, r.splits.labels)
         r.stages = earlier_stages(r.settings.train.init_from)
+    elif r.settings.train.transfer_from is not None:
+        config, r.transferred = transfer_from_checkpoint(task, r.settings, r.settings.train.transfer_from)
+        r.say(f"transfer learning from {r.settings.train.transfer_from}: its {len(r.transferred['labels'])} "
+              f"labels' classifier head is left out, a new one learns {len(r.splits.labels)}")
     r.config = task.fit(config, r.splits.train[r.splits.input_column])
     if r.main:
         task.save_extra(r.config, out)
@@ -262,10 +324,11 @@ def settle_config(r: Run) -> None:
 
 def build_network(r: Run) -> None:
     torch.manual_seed(r.settings.train.seed)
-    fresh = r.resume is None and r.settings.train.init_from is None
-    r.model = r.task.build_model(r.config, len(r.splits.labels), pretrained=fresh)
+    r.model = r.task.build_model(r.config, len(r.splits.labels), pretrained=r.fresh)
     if r.resume is None and r.settings.train.init_from is not None:
         r.model.load_state_dict(ckpt.read_weights(r.settings.train.init_from))
+    elif r.resume is None and r.settings.train.transfer_from is not None:
+        load_all_but_head(r.task, r.model, r.settings.train.transfer_from)
     r.model.to(r.device)
 
 
@@ -288,8 +351,8 @@ def decode_splits(r: Run) -> None:
 def make_training(r: Run) -> None:
     """Data-dependent initialisation, memory format, DDP, optimiser, schedule, Lookahead, loss weights."""
     train = r.settings.train
-    if r.resume is None and train.init_from is None:
-        r.task.init_from_data(r.model, r.config, r.train_x)   # e.g. airbench's whitening; resume restores it
+    if r.fresh:
+        r.task.init_from_data(r.model, r.config, r.train_x)   # e.g. airbench's whitening; a checkpoint holds it
     if r.task.channels_last(r.config, r.device, use_bf16(train.precision, r.device)):
         r.model = r.model.to(memory_format=torch.channels_last)
     head = split_head(r)
@@ -330,6 +393,7 @@ def restore(r: Run) -> None:
             r.lookahead.load_state_dict(state["lookahead"])
         r.start_epoch, r.history, r.stale = int(state["epoch"]), list(state["history"]), int(state["stale"])
         r.parent, r.best, r.stages = state.get("parent"), state.get("best"), list(state.get("stages") or [])
+        r.transferred = state.get("transferred")
         r.say(f"resuming after epoch {r.start_epoch} from {r.out / ckpt.RESUME_NAME}")
     r.first_step_s = time.perf_counter() - r.t0
 
@@ -344,15 +408,30 @@ def train_epochs(r: Run) -> None:
         stats = train_one_epoch(r.net, r.task, r.config, r.train_x, r.train_len, r.splits.train_labels,
                                 r.optimizer, r.scheduler, train=train, epoch=epoch, device=r.device, rank=r.rank,
                                 world=r.world, loss_weight=r.loss_weight, show_progress=r.show,
-                                lookahead=r.lookahead, head_only=r.head_only)
+                                lookahead=r.lookahead, head_only=r.head_only, hooks=r.hooks)
         if r.lookahead is not None and epoch == train.epochs - 1:
             r.lookahead.finish(r.model)
         scores = validate(r, epoch, stats)
         bar.set_postfix(val_acc=f"{scores['accuracy']:.4f}", best=f"{r.best['accuracy']:.4f}")
+        if r.main and r.hooks.on_epoch is not None:
+            r.hooks.on_epoch(dict(r.history[-1]))
         if train.patience and r.stale >= train.patience:
             r.say(f"early stop: no better validation accuracy for {r.stale} epochs")
             break
+        if out_of_time(r) and epoch < train.epochs - 1:
+            r.stopped = "time limit"
+            r.say(f"time limit: {time.perf_counter() - r.t0:.1f} s passed --time-limit {train.time_limit:g} after "
+                  f"epoch {epoch + 1} of {train.epochs}; the best epoch so far is the checkpoint")
+            break
     barrier()
+
+
+def out_of_time(r: Run) -> bool:
+    """Whether the run has passed --time-limit (since set_up), on any rank: every rank stops together."""
+    if not r.settings.train.time_limit:
+        return False
+    over = torch.tensor(float(time.perf_counter() - r.t0 > r.settings.train.time_limit), device=r.device)
+    return bool(all_reduce_sum(over) > 0)
 
 
 def validate(r: Run, epoch: int, stats: dict) -> dict:
@@ -373,12 +452,12 @@ def validate(r: Run, epoch: int, stats: dict) -> dict:
         if improved:
             ckpt.save_checkpoint(r.out, r.model, checkpoint_config(
                 r.task, r.config, r.settings, r.splits, r.best, hardware=hardware(r.device, r.world),
-                seconds=time.perf_counter() - r.t0, parent=r.parent))
+                seconds=time.perf_counter() - r.t0, parent=r.parent, transferred=r.transferred))
         ckpt.save_resume(r.out, {"model": {k: v.cpu() for k, v in r.model.state_dict().items()},
                                  "optimizer": r.optimizer.state_dict(), "scheduler": r.scheduler.state_dict(),
                                  "epoch": epoch + 1, "history": r.history, "best": r.best, "stale": r.stale,
                                  "task_config": r.task.config_to_dict(r.config), "parent": r.parent,
-                                 "stages": r.stages,
+                                 "stages": r.stages, "transferred": r.transferred,
                                  "lookahead": r.lookahead.state_dict() if r.lookahead is not None else None})
     return scores
 
@@ -388,7 +467,7 @@ def finish(r: Run) -> dict:
     result = {k: v for k, v in r.best.items() if k != "confusion"}
     summary = {"best": result, "history": r.history, "stages": r.stages, "confusion": r.best["confusion"],
                "seconds_to_first_step": round(r.first_step_s, 2), "total_seconds": round(time.perf_counter() - r.t0, 2),
-               "hardware": hardware(r.device, r.world)}
+               "hardware": hardware(r.device, r.world), **({"stopped": r.stopped} if r.stopped else {})}
     if r.main:
         from training.card import write_model_card
 

@@ -3,7 +3,8 @@
 `checkpoint_config` is the whole config.json of a run; `run_record` its `train_args` (every flag, as the
 flags are named), which `recorded_settings` reads back into typed settings, for `evaluate`, `calibrate`
 and the examples builder. `start_from_checkpoint` holds the --init-from rules, and `earlier_stages` what
-such a run carries of the runs before it into its metrics.json.
+such a run carries of the runs before it into its metrics.json; `transfer_from_checkpoint` and
+`load_all_but_head` the --transfer-from ones.
 """
 
 from __future__ import annotations
@@ -65,17 +66,19 @@ def hardware(device: torch.device, world: int) -> str:
 
 
 def checkpoint_config(task: Task, config, settings: RunSettings, splits, best: dict, *, hardware: str,
-                      seconds: float, parent: dict | None = None) -> dict:
-    """The run's config.json (checkpoint.save_checkpoint adds the format version)."""
+                      seconds: float, parent: dict | None = None, transferred: dict | None = None) -> dict:
+    """The run's config.json (checkpoint.save_checkpoint adds the format version). A --transfer-from run's
+    weights descend from its source's pretrained weights, whose record (and license) it carries."""
     metrics = {k: v for k, v in best.items() if k != "confusion"}
-    pretrained = task.pretrained_source(config)
+    pretrained = task.pretrained_source(config) or (transferred or {}).get("pretrained")
     return {"task": task.name, "architecture": task.architecture(config), "labels": list(splits.labels),
             "model": task.config_to_dict(config), "preprocessing": task.preprocessing_record(config),
             "metrics": metrics, "dataset": splits.info, "train_args": run_record(task, settings),
             "versions": versions(), "hardware": hardware, "training_seconds": round(seconds, 1),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **({"pretrained": pretrained} if pretrained else {}),
-            **({"init_from": parent} if parent else {})}
+            **({"init_from": parent} if parent else {}),
+            **({"transferred_from": transferred} if transferred else {})}
 
 
 def record_unsure_threshold(folder, stats: dict) -> None:
@@ -106,30 +109,44 @@ def check_same_validation_rows(recorded: dict, settings: RunSettings, folder) ->
                                 "on and validate on rows it learned; give the same arguments.")
 
 
-def start_from_checkpoint(task: Task, settings: RunSettings, folder, labels: list) -> tuple:
-    """--init-from: (the model settings of the checkpoint in `folder`, what it recorded). The model
-    settings of this run must describe the same network; only the task's training-only settings
-    (augmentation, dropout...) are this run's. The tokenizer or other extra files come from `folder`."""
-    config = settings.task
+def source_config(task: Task, folder, flag: str) -> dict:
+    """The config.json of the checkpoint a run starts from, refused when it is another task's."""
     recorded = ckpt.read_config(folder)
     if recorded.get("task") != task.name:
-        raise TrainingError(f"--init-from {folder}: a {recorded.get('task')} checkpoint, not "
+        raise TrainingError(f"{flag} {folder}: a {recorded.get('task')} checkpoint, not "
                             f"{'an' if task.name[0] in 'aeiou' else 'a'} {task.name} one.")
-    if list(recorded.get("labels", [])) != list(labels):
-        raise TrainingError(f"--init-from {folder}: its labels {recorded.get('labels')} are not this dataset's "
-                            f"{list(labels)}; it can only continue on data with the same labels.")
-    check_same_validation_rows(recorded, settings, folder)
+    return recorded
+
+
+def source_settings(task: Task, settings: RunSettings, folder, recorded: dict, flag: str):
+    """The model settings of the checkpoint in `folder`, which this run's must equal (but for the task's
+    training-only settings, which are this run's, and its fitted ones); its tokenizer or other extra files
+    loaded from `folder`."""
+    config = settings.task
     start = task.config_from_dict(recorded["model"])
     free = task.train_fields + task.fitted_fields
     differ = [f"{f.name} {getattr(start, f.name)!r} (this run: {getattr(config, f.name)!r})" for f in fields(config)
               if f.compare and f.name not in free and getattr(start, f.name) != getattr(config, f.name)]
     if differ:
-        raise TrainingError(f"--init-from {folder}: give the model arguments it was trained with; its settings "
+        raise TrainingError(f"{flag} {folder}: give the model arguments it was trained with; its settings "
                             f"differ in {'; '.join(differ)}.")
     task.load_extra(start, folder)
     for name in task.train_fields:
         setattr(start, name, getattr(config, name))
-    keep = ("architecture", "train_args", "training_seconds", "hardware", "init_from")
+    return start
+
+
+def start_from_checkpoint(task: Task, settings: RunSettings, folder, labels: list) -> tuple:
+    """--init-from: (the model settings of the checkpoint in `folder`, what it recorded). The model
+    settings of this run must describe the same network; only the task's training-only settings
+    (augmentation, dropout...) are this run's. The tokenizer or other extra files come from `folder`."""
+    recorded = source_config(task, folder, "--init-from")
+    if list(recorded.get("labels", [])) != list(labels):
+        raise TrainingError(f"--init-from {folder}: its labels {recorded.get('labels')} are not this dataset's "
+                            f"{list(labels)}; it can only continue on data with the same labels.")
+    check_same_validation_rows(recorded, settings, folder)
+    start = source_settings(task, settings, folder, recorded, "--init-from")
+    keep = ("architecture", "train_args", "training_seconds", "hardware", "init_from", "transferred_from")
     parent = {"checkpoint": str(folder), **{k: recorded[k] for k in keep if k in recorded},
               "metrics": {k: recorded.get("metrics", {}).get(k) for k in ("accuracy", "macro_f1", "epoch")}}
     return start, parent
@@ -150,3 +167,62 @@ def earlier_stages(folder, recorded: dict | None = None) -> list[dict]:
     own = {"checkpoint": str(folder), "epochs": max([0] + [int(h.get("epoch", 0)) for h in history]),
            "train_args": recorded.get("train_args", {}), "history": history}
     return [*list(metrics.get("stages") or []), own]
+
+
+# ----------------------------------------------------------------------------------------- --transfer-from
+
+def check_starting_point(train) -> None:
+    """--transfer-from starts a new run; --init-from and --resume each start from something else."""
+    if train.transfer_from is None:
+        return
+    if train.init_from is not None:
+        raise TrainingError("--transfer-from and --init-from: give one. --init-from continues a checkpoint on data "
+                            "with its labels; --transfer-from takes every weight but the classifier head, for "
+                            "other labels.")
+    if train.resume:
+        raise TrainingError("--transfer-from and --resume: give one. To continue an interrupted --transfer-from "
+                            "run, give --resume alone: its resume state holds the weights it started from.")
+
+
+def transfer_from_checkpoint(task: Task, settings: RunSettings, folder) -> tuple:
+    """--transfer-from: (the model settings of the checkpoint in `folder`, config.json's `transferred_from`).
+    As with --init-from the model arguments must be its and its tokenizer is kept; its labels and its data
+    may be other ones, so neither the labels nor the validation rows are checked."""
+    recorded = source_config(task, folder, "--transfer-from")
+    start = source_settings(task, settings, folder, recorded, "--transfer-from")
+    dataset = recorded.get("dataset", {})
+    record = {"checkpoint": str(folder), "labels": list(recorded.get("labels", [])),
+              "architecture": recorded.get("architecture"),
+              "metrics": {k: recorded.get("metrics", {}).get(k) for k in ("accuracy", "macro_f1")},
+              "dataset": {k: dataset.get(k) for k in ("id", "hub_id")},
+              **({"pretrained": recorded["pretrained"]} if recorded.get("pretrained") else {})}
+    return start, record
+
+
+def head_keys(model: torch.nn.Module, head: torch.nn.Module) -> set[str]:
+    """The state_dict keys of the classifier head `head` inside `model` (its parameters and buffers)."""
+    for name, module in model.named_modules():
+        if module is head:
+            return {f"{name}.{k}" if name else k for k in module.state_dict()}
+    raise TrainingError(f"the classifier head {type(head).__name__} is not a part of the model.")
+
+
+def load_all_but_head(task: Task, model: torch.nn.Module, folder) -> None:
+    """--transfer-from: every tensor of the checkpoint in `folder` into `model` but the classifier head's,
+    which keeps its fresh initialisation (sized for this run's labels). Refused, naming the tensors, unless
+    the checkpoint holds exactly the model's other tensors, each of the model's shape."""
+    head = task.head(model)
+    if head is None:
+        raise TrainingError(f"--transfer-from: the {task.name} task does not say which part of its model is the "
+                            "classifier head, so it cannot leave it out.")
+    own, skip = model.state_dict(), head_keys(model, head)
+    body = {k: v for k, v in ckpt.read_weights(folder).items() if k not in skip}
+    missing, extra = sorted(set(own) - skip - set(body)), sorted(set(body) - set(own))
+    reshaped = [f"{k} {tuple(v.shape)} (this network: {tuple(own[k].shape)})" for k, v in sorted(body.items())
+                if k in own and v.shape != own[k].shape]
+    problems = [f"{what}: {', '.join(keys)}" for what, keys in
+                (("missing", missing), ("not in this network", extra), ("of another shape", reshaped)) if keys]
+    if problems:
+        raise TrainingError(f"--transfer-from {folder}: its weights do not fit this network (the classifier head "
+                            f"aside); {'; '.join(problems)}.")
+    model.load_state_dict(body, strict=False)

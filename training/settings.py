@@ -224,7 +224,14 @@ class TrainSettings:
                                          "and model arguments; its tokenizer too) instead of a fresh network, "
                                          "with a new optimiser and schedule, e.g. a second, regularised run on "
                                          "top of a first", type=str, metavar="CHECKPOINT")
+    transfer_from: str | None = option(None, "transfer learning: start from every weight of this checkpoint folder "
+                                             "but its classifier head, which starts afresh for this dataset's labels "
+                                             "(same task and model arguments; its tokenizer too), e.g. a model of "
+                                             "other labels taught new ones; not with --init-from or --resume",
+                                       type=str, metavar="CHECKPOINT", role="train")
     resume: bool = option(False, "continue from the resume state in --output (after a crash or Ctrl-C)")
+    time_limit: float = option(0.0, "stop after the epoch during which the run passes this many seconds, keeping "
+                                    "the best epoch so far; 0 = no limit", metavar="SECONDS", role="train")
     quiet: bool = option(False, "no progress bars or summaries")
 
 
