@@ -23,6 +23,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads per request (default: cores / concurrent requests)")
+    teach_default = not on_spaces or os.environ.get("TRIPTYCH_TEACH") == "1"
+    p.add_argument("--teach", action=argparse.BooleanOptionalAction, default=teach_default,
+                   help="the Teach tab: train a classifier of your own in the browser (default: on, except on a "
+                        "Space unless TRIPTYCH_TEACH=1; on a Space each visitor's samples and models stay private "
+                        "to their session)")
     p.add_argument("--queue-size", type=int, default=QUEUE_SIZE,
                    help="requests that may wait; later ones get a 'queue is full' error (default: %(default)s)")
     return p
@@ -43,7 +48,7 @@ def main(argv=None) -> None:
     # worker threads spinning against each other. Measured on 2 busy cores: a bi-GRU forward pass took
     # 872 ms with 2 threads and 3.7 ms with 1.
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // CONCURRENCY))
-    demo = build_demo(args.checkpoints, args.device)
+    demo = build_demo(args.checkpoints, args.device, teach=args.teach, sessions=bool(os.environ.get("SPACE_ID")))
     # The models and the app are built for good: move them out of the garbage collector's view, so that
     # each collection during a request walks only what that request made.
     gc.collect()

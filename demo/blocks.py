@@ -17,7 +17,7 @@ from demo.predictor import ModelSet, discover
 from demo.tabs.common import UNSURE_CLASS
 from demo.zerogpu import gpu_decorator, on_gpu
 from training.device import describe, pick_device
-from training.tasks import task_names
+from training.tasks import get_task, task_names
 
 TITLE = "Triptych"
 INTRO = ("Small image, text and speech classifiers fine-tuned with Triptych's own training scripts. "
@@ -61,14 +61,26 @@ def load_models(checkpoint_root, device, warm_up: bool = True) -> dict[str, Mode
     return found
 
 
-def build_demo(checkpoint_root="checkpoints", device: str | None = None, warm_up: bool = True) -> gr.Blocks:
+def build_demo(checkpoint_root="checkpoints", device: str | None = None, warm_up: bool = True,
+               teach: bool = False, sessions: bool = False) -> gr.Blocks:
+    """The app: a tab per task, and with `teach` the Teach tab (`sessions`: each visitor's samples and
+    taught models private to their session, as on a public Space)."""
     device = pick_device(device)
     models = load_models(checkpoint_root, device, warm_up)
     # delete_cache: uploads and outputs older than an hour are removed every 10 minutes, so a public
     # Space does not fill its disk.
     with gr.Blocks(title=TITLE, delete_cache=(600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO} Running on `{describe(device)}`.")
+        pickers = {}
         for task, task_models in models.items():
             with gr.Tab(task.capitalize(), id=task, elem_id=f"tab-{task}"):
-                tab_module(task).build(task_models)
+                pickers[task] = tab_module(task).build(task_models)
+        if teach and any(get_task(t).teach is not None for t in pickers):
+            from demo.tabs import teach as teach_tab
+
+            with gr.Tab("Teach", id="teach", elem_id="tab-teach"):
+                teach_tab.build(models, pickers, checkpoint_root, sessions)
+        # A new page lists the models there are now, taught ones included (never another visitor's).
+        demo.load(lambda: [gr.update(choices=models[t].names) for t in pickers], None, list(pickers.values()),
+                  queue=False, api_visibility="private")
     return demo

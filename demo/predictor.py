@@ -131,12 +131,13 @@ class ModelSet:
     predictors: dict[str, Predictor] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     device: torch.device = torch.device("cpu")
+    private: set = field(default_factory=set)   # served by name, never listed (a Space visitor's own models)
 
     @property
     def names(self) -> list[str]:
-        """Model names, the task's flagship first (its `default_model`), then alphabetical."""
+        """Listed model names, the task's flagship first (its `default_model`), then alphabetical."""
         preferred = get_task(self.task).default_model
-        return sorted(self.predictors, key=lambda n: (n != preferred, n))
+        return sorted((n for n in self.predictors if n not in self.private), key=lambda n: (n != preferred, n))
 
     def get(self, name: str | None) -> Predictor:
         """The named predictor, or the first one; a clear error if there is none."""
@@ -146,7 +147,7 @@ class ModelSet:
             raise ModelUnavailable(f"Model '{name}' is unavailable: {self.errors[name]}")
         if name:
             raise ModelUnavailable(f"No {self.task} model named '{name}'. Available: {', '.join(self.names) or 'none'}.")
-        if not self.predictors:
+        if not self.names:
             raise ModelUnavailable(f"No {self.task} model is loaded. Train one with `python -m training {self.task} "
                               f"--dataset ...` (it is saved under checkpoints/{self.task}/) and restart the app.")
         return self.predictors[self.names[0]]

@@ -219,14 +219,23 @@ def browser(fake_mic_wav):
         b.close()
 
 
-@pytest.fixture()
-def page(browser, app_server):
+@contextlib.contextmanager
+def open_page(browser, url: str, timeout_ms: int = 60_000):
+    """A fresh browser context (microphone and camera allowed) on `url`, closed afterwards."""
     context = browser.new_context(permissions=["microphone", "camera"], viewport={"width": 1280, "height": 1000})
     pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    pg.goto(app_server)
-    yield pg
-    context.close()
+    pg.set_default_timeout(timeout_ms)
+    pg.goto(url)
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+@pytest.fixture()
+def page(browser, app_server):
+    with open_page(browser, app_server) as pg:
+        yield pg
 
 
 requires_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is not present (set TRIPTYCH_DATA)")

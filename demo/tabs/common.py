@@ -65,8 +65,12 @@ def example_caption(path: str) -> str:
 
 def model_picker(models: ModelSet) -> gr.Dropdown:
     names = models.names
-    return gr.Dropdown(choices=names, value=names[0] if names else None, label="Model",
-                       info=f"checkpoints/{models.task}/ (restart the app to see new ones)", interactive=bool(names))
+    # allow_custom_value: the server does not check a name against the choices the page started with, so
+    # a model taught since (Teach tab) is served by name, and a wrong name gets ModelSet.get's message,
+    # which lists the models there are.
+    return gr.Dropdown(choices=names, value=names[0] if names else None, label="Model", allow_custom_value=True,
+                       info=f"checkpoints/{models.task}/ (new ones appear when the page is reloaded)",
+                       interactive=bool(names))
 
 
 def user_errors(fn):

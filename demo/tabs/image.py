@@ -48,7 +48,7 @@ class ImageFile(gr.Image):
         return payload.path
 
 
-def build(models: ModelSet) -> None:
+def build(models: ModelSet) -> gr.Dropdown:
     gr.Markdown("Classify a photo: upload a file, use the webcam, paste from the clipboard, or pick an example.")
     with gr.Row(equal_height=False):
         with gr.Column():
@@ -93,6 +93,7 @@ def build(models: ModelSet) -> None:
     label_endpoint(classify_image, [image, picker], [label], "classify_image")
     if gallery is not None:
         gallery.select(pick_example, None, image, api_visibility="private", queue=False)
+    return picker
 
 
 def example_gallery() -> gr.Gallery | None:

@@ -24,7 +24,7 @@ EXAMPLE_SETS = (("command", "speech_commands", "Examples: commands (Speech Comma
                 ("digit", "fsdd", "Examples: digits (the FSDD speaker held out from training)"))
 
 
-def build(models: ModelSet) -> None:
+def build(models: ModelSet) -> gr.Dropdown:
     gr.Markdown("Recognise a spoken word: record one with the microphone, upload a clip (WAV, FLAC, OGG, MP3), or "
                 "pick an example.")
     with gr.Row(equal_height=False):
@@ -68,6 +68,7 @@ def build(models: ModelSet) -> None:
                     api_name="recognize_speech_json", explain_api_name="explain_speech",
                     run_on=[button.click], rerun_on=[audio.change, picker.change])
     label_endpoint(recognize_speech, [audio, picker], [label, status], "recognize_speech")
+    return picker
 
 
 def example_set(models: ModelSet, audio, picker, prefix: str, model: str, title: str):

@@ -52,7 +52,7 @@ def notes(config, ids: list[int], truncated: bool) -> str:
     return "\n\n".join([EXPLANATION_HELP, *(f"> Note: {n}" for n in reading_notes(config, ids, truncated))])
 
 
-def build(models: ModelSet) -> None:
+def build(models: ModelSet) -> gr.Dropdown:
     gr.Markdown("Classify a sentence: type it and press Enter, or pick an example.")
     with gr.Row(equal_height=False):
         with gr.Column():
@@ -106,3 +106,4 @@ def build(models: ModelSet) -> None:
     text.input(lambda: (None, *show_result(models, None), None, EXPLANATION_HELP), None,
                [result, label, status, explanation, note], queue=False, show_progress="hidden",
                api_visibility="private", trigger_mode="always_last")
+    return picker

@@ -20,6 +20,8 @@ Facts (class attributes):
                       config.json, and a checkpoint made with a version the code no longer provides is
                       refused instead of being fed different features
     explanation       what `explain` returns, in words (for the demo and the model card)
+    teach             a `TeachRecipe`: how the demo's Teach tab trains this task from a few examples per
+                      class (None: the task cannot be taught there)
 
 Hooks (methods; `config` is an instance of `Config`):
 
@@ -45,6 +47,8 @@ Hooks (methods; `config` is an instance of `Config`):
                                        the model and explain once at start-up, so the first visitor's
                                        request does not pay for lazy initialisation
     limitations(config)             -> sentences for the model card: where not to trust the model
+    split_recording(path, folder, stem) -> the files a long teach recording becomes (e.g. background
+                                       noise cut into clip-length pieces); by default the file, copied
     save_extra(config, folder) / load_extra(config, folder)   task files beside the weights
 
 Bad user input raises `InputError` with a message for people, in every task.
@@ -52,13 +56,39 @@ Bad user input raises `InputError` with a message for people, in every task.
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from training.settings import fields_with_role, from_dict, record_fields
+
+
+@dataclass(frozen=True)
+class TeachRecipe:
+    """How the demo's Teach tab trains a task from a few examples per class, through the engine.
+
+    args           training flags, as on the command line (the recipe is recorded in train_args like any run)
+    base           a shipped checkpoint under checkpoints/<task>/ that the run starts from with
+                   --transfer-from (every weight but the classifier head), or None
+    layout         "folder": the samples are files, written as one folder per class (imagefolder,
+                   audiofolder); "csv": the samples are texts, written as a text,label CSV
+    extensions     the files a folder project takes (lower case, with the dot)
+    min_per_class  samples each class needs before training can start
+    noise_label    the class a sound project's background-noise recordings become (cut by
+                   `Task.split_recording`), or None when the task takes no noise recording
+    title          what the Teach tab calls a project of this task ("Image", "Sound", "Text")
+    capture        how a browser captures one sample: "webcam", "microphone", or None (typed or pasted)
+    """
+    args: tuple[str, ...]
+    title: str = ""
+    capture: str | None = None
+    base: str | None = None
+    layout: str = "folder"
+    extensions: tuple[str, ...] = ()
+    min_per_class: int = 5
+    noise_label: str | None = None
 
 
 class InputError(ValueError):
@@ -84,6 +114,7 @@ class Task:
     local_files: ClassVar[tuple[str, ...]] = ()
     feature_version: ClassVar[int] = 1
     explanation: ClassVar[str] = ""
+    teach: ClassVar[TeachRecipe | None] = None
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
@@ -198,3 +229,14 @@ class Task:
     def limitations(self, config: dict) -> list[str]:
         """Model-card sentences beyond the generic ones; `config` is the checkpoint's config.json."""
         return []
+
+    # ------------------------------------------------------------------------------------------ teach
+
+    def split_recording(self, path, folder, stem: str) -> list:
+        """The files one long teach recording becomes in `folder` (a class folder); by default a copy."""
+        import shutil
+        from pathlib import Path
+
+        target = Path(folder) / f"{stem}{Path(path).suffix.lower()}"
+        shutil.copyfile(path, target)
+        return [target]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.tasks.base import InputError, Task
+from training.tasks.base import InputError, Task, TeachRecipe
 from training.tasks.image.augment import cutout, random_crop_flip, scale_crop_flip, trivial_augment
 from training.tasks.image.config import (ARCHITECTURES, IMAGENET_MEAN, IMAGENET_STD, PRETRAINED_ARCHITECTURES,
                                          TORCHVISION_ARCHITECTURES, ImageConfig, check, parse_widths)
@@ -43,6 +43,15 @@ class ImageTask(Task):
                           label_smoothing=0.1, warmup_fraction=0.15)
     pipeline_tag = "image-classification"
     default_model = "cifar10"
+    # A linear probe on EfficientNet-Lite0's ImageNet features at 160 px: the body stays frozen (its
+    # BatchNorm statistics too), so a few dozen photos cannot spoil it, and each epoch is forward passes.
+    teach = TeachRecipe(
+        title="Image", capture="webcam",
+        args=("--model", "efficientnet_lite0", "--pretrained", "--image-size", "160", "--freeze-backbone",
+              "--augment", "scale-crop-flip", "--crop-scale", "0.5", "--optimizer", "adamw", "--lr", "0.01",
+              "--weight-decay", "0.01", "--label-smoothing", "0.1", "--warmup-fraction", "0.1",
+              "--batch-size", "32", "--epochs", "20", "--patience", "6", "--precision", "fp32"),
+        extensions=(".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"), min_per_class=5)
     explanation = "Grad-CAM heatmap over the image the model saw"
 
     check = staticmethod(check)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.tasks.base import InputError, Task
+from training.tasks.base import InputError, Task, TeachRecipe
 from training.tasks.speech.audio import MAX_READ_SECONDS, AudioClip, load_audio, read_samples
 from training.tasks.speech.augment import (MAX_NOISE_CLIPS, NOISE_FOLDERS, add_noise, collect_noise, noise_like,
                                            spec_augment, stretch, time_shift)
@@ -49,6 +49,12 @@ class SpeechTask(Task):
                           label_smoothing=0.1, warmup_fraction=0.1, grad_clip=5.0, class_weights=False)
     pipeline_tag = "audio-classification"
     default_model = "speech_commands"
+    # From the shipped speech_commands model, which already knows speech and background noise; a project's
+    # noise recordings become `_silence_` clips, both a class and the noise mixed into training clips.
+    teach = TeachRecipe(title="Sound", capture="microphone",
+                        args=("--epochs", "30", "--batch-size", "16", "--lr", "0.002", "--patience", "8"),
+                        base="speech_commands", extensions=(".wav", ".flac", ".ogg", ".mp3"), min_per_class=5,
+                        noise_label="_silence_")
     local_files = (NOISE_FILE,)
     explanation = "the waveform and log-mel spectrogram the model heard"
 
@@ -107,6 +113,21 @@ class SpeechTask(Task):
         import numpy as np
         noise = np.random.default_rng(0).normal(0, 0.05, int(config.sample_rate * config.clip_seconds))
         return config.sample_rate, noise.astype(np.float32)
+
+    def split_recording(self, path, folder, stem: str) -> list:
+        """A long recording (background noise) cut into clip-length mono WAV pieces at its own rate (the
+        training decoder resamples them like any clip); at most MAX_READ_SECONDS of it are read."""
+        import soundfile as sf
+
+        data, rate, _ = read_samples(path, MAX_READ_SECONDS)
+        wave = data.mean(axis=1) if data.ndim == 2 else data
+        size = max(1, int(rate * CLIP_SECONDS))
+        out = []
+        for k in range(max(1, len(wave) // size)):
+            target = Path(folder) / f"{stem}-{k}.wav"
+            sf.write(target, wave[k * size:(k + 1) * size], rate, subtype="PCM_16")
+            out.append(target)
+        return out
 
     def limitations(self, config: dict) -> list[str]:
         pre = config.get("preprocessing", {})

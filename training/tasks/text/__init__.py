@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from training.tasks.base import InputError, Task
+from training.tasks.base import InputError, Task, TeachRecipe
 from training.tasks.text.config import CELLS, POOLINGS, TextConfig, check
 from training.tasks.text.explain import explain, occlusion_scores, pad_batch, probabilities, word_spans
 from training.tasks.text.model import TextClassifier, build_model
@@ -41,6 +41,9 @@ class TextTask(Task):
                           label_smoothing=0.0, warmup_fraction=0.05, grad_clip=1.0, class_weights=True)
     pipeline_tag = "text-classification"
     default_model = "emotion"
+    # From the shipped emotion model: its tokenizer, embeddings and encoder already read English.
+    teach = TeachRecipe(title="Text", args=("--epochs", "20", "--batch-size", "16", "--lr", "0.003", "--patience", "6"),
+                        base="emotion", layout="csv", min_per_class=5)
     explanation = "word importances by occlusion, in [-1, 1]"
 
     check = staticmethod(check)
