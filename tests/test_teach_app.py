@@ -176,3 +176,24 @@ def test_on_a_space_each_session_keeps_its_samples_and_models_to_itself(tmp_path
     for timer in [t for t in threading.enumerate() if isinstance(t, threading.Timer)]:
         timer.join(5)
     assert not mine.exists() and key not in models["text"].predictors and key not in models["text"].private
+
+
+def test_cancel_stops_a_run_in_the_browser_and_keeps_nothing(teach_page, teach_server, tmp_path):
+    from playwright.sync_api import expect
+
+    page, tab = teach_page, teach_page.locator("#tab-teach")
+    tab.get_by_role("textbox", name="Model name").fill("cancelled")
+    for k, (label, colour) in enumerate((("red", 0), ("green", 1), ("blue", 2)), 1):
+        paths = []
+        for n in range(60):
+            paths.append(tmp_path / f"{label}-{n}.png")
+            paths[-1].write_bytes(image_png(colour, size=64, seed=n, noise=120))
+        tab.get_by_role("textbox", name=f"Class {k}", exact=True).fill(label)
+        tab.locator(f"#teach-files-{k} input[type=file]").set_input_files([str(p) for p in paths])
+    tab.get_by_text("Ready to train").wait_for()
+    tab.get_by_role("button", name="Train", exact=True).click()
+    expect(page.locator("#teach-status")).to_contain_text("Training")      # it is training
+    tab.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.locator("#teach-status")).to_contain_text("Cancelled")
+    page.wait_for_timeout(8000)       # longer than an epoch: a run that went on would have saved one by now
+    assert not (teach_server.root / "image" / "cancelled").exists()

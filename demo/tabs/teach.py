@@ -92,7 +92,8 @@ def build(models: dict[str, ModelSet], pickers: dict, checkpoints, sessions: boo
     picked = list(ctx.pickers.values())
     running = train_button.click(train_fn(ctx), inputs, [status, curve, *results.outputs(), session, *picked],
                                  concurrency_limit=1, concurrency_id="teach", api_visibility="private")
-    cancel.click(None, None, None, cancels=[running])
+    cancel.click(lambda: "Cancelled: the run stopped, and nothing of it was saved.", None, status, cancels=[running],
+                 queue=False, api_visibility="private")
     results.wire(ctx)
     teach_endpoint(ctx)
 
