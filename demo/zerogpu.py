@@ -23,6 +23,8 @@ What ZeroGPU expects, and so what a caller of `on_gpu` must do:
   plain inputs (paths, arrays, strings), return CPU values (no CUDA tensors), and wrap bound methods
   (`on_gpu(predictor.predict)`), not methods in a class body, whose `self` would be pickled per call. State
   changed in the worker does not come back to the app. Coroutine functions are not supported; generators are.
+- The Teach tab trains in the app's own process, which has no GPU on ZeroGPU, and a model registered inside
+  a worker would not come back to the app: keep Teach off there (the default on every Space).
 - `duration` is the GPU time, in seconds, a call may take (ZeroGPU's default: 60). A visitor's call is refused
   when their remaining quota is below it, so a short task should ask for little.
 """
