@@ -304,7 +304,7 @@ def recipe_for(folder: Path) -> str:
 def shipped_row(folder: Path, n: int) -> str:
     import json
 
-    from training.card import describe_size, parameter_count, stages
+    from training.card import describe_size, hub_dataset_id, parameter_count, stages
 
     config = json.loads((folder / "config.json").read_text())
     m, d = config["metrics"], config["dataset"]
@@ -314,7 +314,8 @@ def shipped_row(folder: Path, n: int) -> str:
     minutes = sum(float(r.get("training_seconds") or 0) for r in stages(config)) / 60
     raw = sample_input(config["task"])
     p50 = f"{bare_p50(folder, raw, n):.1f} ms" if raw is not None else "n/a"
-    return (f"| `{folder.relative_to(REPO).as_posix()}` | {model} | `{Path(str(d.get('id'))).name}`, validation: "
+    data = hub_dataset_id(config) or Path(str(d.get("id"))).name     # the Hub id a local copy mirrors, if recorded
+    return (f"| `{folder.relative_to(REPO).as_posix()}` | {model} | `{data}`, validation: "
             f"{d.get('validation_split')} | {m['accuracy']:.1%} (macro-F1 {m['macro_f1']:.3f}) | "
             f"{shipped_size(folder) / 1e6:.1f} MB | {p50} | {minutes:.0f} min on {config.get('hardware', '?')} | "
             f"{recipe_for(folder)} |")
