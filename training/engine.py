@@ -444,10 +444,11 @@ def validate(r: Run, epoch: int, stats: dict) -> dict:
     r.history.append({"epoch": epoch + 1, "train_loss": round(stats["train_loss"], 5), "val_loss": round(val_loss, 5),
                       "val_accuracy": round(scores["accuracy"], 5), "val_macro_f1": round(scores["macro_f1"], 5),
                       "samples_per_s": round(stats["samples_per_s"], 1), "seconds": round(stats["train_seconds"], 2)})
-    improved = r.best is None or scores["accuracy"] > r.best["accuracy"]
+    # Ties (common on a validation set of a few examples) go to the lower validation loss.
+    improved = r.best is None or (scores["accuracy"], -round(val_loss, 5)) > (r.best["accuracy"], -r.best.get("val_loss", 0.0))
     r.stale = 0 if improved else r.stale + 1
     if improved:
-        r.best = {**scores, "epoch": epoch + 1, "confusion": cm.tolist()}
+        r.best = {**scores, "epoch": epoch + 1, "val_loss": round(val_loss, 5), "confusion": cm.tolist()}
     if r.main:
         if improved:
             ckpt.save_checkpoint(r.out, r.model, checkpoint_config(
