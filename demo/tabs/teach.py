@@ -135,7 +135,7 @@ def wire_slots(ctx: Context, slots: list[Slot], modality, session, inputs: list,
     for slot in slots:
         slot.add.click(capture, [slot.camera, slot.mic, slot.captured, session], [slot.captured, slot.camera, slot.mic,
                                                                                     session], api_visibility="private")
-    for component in inputs:
+    for component in (c for c in inputs if c is not session):   # the session folder is not a sample
         component.change(lambda *v: describe(ctx, *v), inputs, status, queue=False, api_visibility="private",
                          show_progress="hidden")
 
