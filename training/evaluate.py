@@ -26,9 +26,10 @@ from training.tasks import get_task
 def run_evaluate(checkpoint, dataset: str, *, split: str = "validation", dataset_config: str | None = None,
                  revision: str | None = None, input_column: str | None = None, label_column: str | None = None,
                  max_samples: int | None = None, batch_size: int = 256, device: str | None = None,
-                 workers: int = 0, report_dir=None) -> dict:
+                 workers: int = 0, report_dir=None, corrupt: str | None = None) -> dict:
     """Score `checkpoint` on `split` of `dataset`. A dataset without a validation split, asked for
-    `validation`, gives the rows the checkpoint's run carved from train for validation (as recorded)."""
+    `validation`, gives the rows the checkpoint's run carved from train for validation (as recorded).
+    `corrupt` scores a corrupted copy of the rows instead (the task's `corruptions`, e.g. reverb)."""
     device = pick_device(device)
     model, config, task_config = ckpt.load_model(checkpoint, device)
     task = get_task(config["task"])
@@ -47,8 +48,10 @@ def run_evaluate(checkpoint, dataset: str, *, split: str = "validation", dataset
         (ds, y), column = subsample(splits.val, splits.val_labels, max_samples, 0), splits.input_column
         scored = f"validation (carved from {splits.info['train_split']} as recorded)"
     data, lengths = encode_split(task, task_config, ds, column, workers=workers, desc=f"decode {split}")
+    if corrupt:
+        data = task.corrupt(task_config, data, corrupt, seed)
     cm, loss = evaluate(model, task, task_config, data, lengths, y, len(labels), batch_size=batch_size, device=device)
-    report = {"checkpoint": str(checkpoint), "dataset": dataset, "split": scored,
+    report = {"checkpoint": str(checkpoint), "dataset": dataset, "split": scored, "corruption": corrupt,
               **from_confusion(cm, labels), "loss": round(loss, 5)}
     if report_dir:
         write_reports(report_dir, report, cm, labels,

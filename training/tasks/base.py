@@ -20,6 +20,7 @@ Facts (class attributes):
                       config.json, and a checkpoint made with a version the code no longer provides is
                       refused instead of being fed different features
     explanation       what `explain` returns, in words (for the demo and the model card)
+    corruptions       the names `evaluate --corrupt` takes: corrupted copies of a split (e.g. reverb)
     teach             a `TeachRecipe`: how the demo's Teach tab trains this task from a few examples per
                       class (None: the task cannot be taught there)
 
@@ -43,6 +44,8 @@ Hooks (methods; `config` is an instance of `Config`):
     pretrained_source(config)       -> where a fresh model's pretrained weights came from, or None
     prepare(config, raw)            -> tuple of model inputs (batch of one, CPU) for one raw demo input
     explain(model, config, raw)     -> the explanation of one prediction (see `explanation`)
+    corrupt(config, data, name, seed) -> decoded evaluation rows corrupted by `name` (one of the task's
+                                       `corruptions`), for `evaluate --corrupt`
     sample_input(config)            -> a synthetic raw input (or None) that the demo runs through prepare,
                                        the model and explain once at start-up, so the first visitor's
                                        request does not pay for lazy initialisation
@@ -115,6 +118,7 @@ class Task:
     feature_version: ClassVar[int] = 1
     explanation: ClassVar[str] = ""
     teach: ClassVar[TeachRecipe | None] = None
+    corruptions: ClassVar[tuple[str, ...]] = ()
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
@@ -221,6 +225,11 @@ class Task:
 
     def explain(self, model: nn.Module, config, raw) -> Any:
         return None
+
+    def corrupt(self, config, data: torch.Tensor, name: str, seed: int = 0) -> torch.Tensor:
+        """Decoded evaluation rows (as `encode` made them) corrupted by `name`; see `corruptions`."""
+        have = f"its corruptions are {', '.join(self.corruptions)}" if self.corruptions else "it has none"
+        raise ValueError(f"--corrupt {name!r}: the {self.name} task has no such corruption; {have}.")
 
     def sample_input(self, config) -> Any:
         """A synthetic raw input for the demo's start-up warm-up; None skips the warm-up."""

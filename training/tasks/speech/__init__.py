@@ -23,6 +23,7 @@ from training.tasks.speech.audio import MAX_READ_SECONDS, AudioClip, load_audio,
 from training.tasks.speech.augment import (MAX_NOISE_CLIPS, NOISE_FOLDERS, add_noise, collect_noise, noise_like,
                                            spec_augment, stretch, time_shift)
 from training.tasks.speech.config import CELLS, CLIP_SECONDS, INPUT_COLUMNS, N_MELS, SAMPLE_RATE, SpeechConfig, check
+from training.tasks.speech.corrupt import CORRUPTIONS, corrupt
 from training.tasks.speech.features import log_mel, mel_transform
 from training.tasks.speech.model import SpeechRecognizer, build_model
 from training.tasks.speech.preprocess import Heard, encode, listen, make_batch, prepare
@@ -115,6 +116,11 @@ class SpeechTask(Task):
         import numpy as np
         noise = np.random.default_rng(0).normal(0, 0.05, int(config.sample_rate * config.clip_seconds))
         return config.sample_rate, noise.astype(np.float32)
+
+    corruptions = CORRUPTIONS
+
+    def corrupt(self, config: SpeechConfig, data, name: str, seed: int = 0):
+        return corrupt(data, config.sample_rate, name, seed)
 
     def split_recording(self, path, folder, stem: str) -> list:
         """A long recording (background noise) cut into clip-length mono WAV pieces at its own rate (the

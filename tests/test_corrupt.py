@@ -1,0 +1,79 @@
+"""`evaluate --corrupt`: reverb, noise and telephone copies of a speech split, each measurable and seeded."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from training.tasks import get_task
+from training.tasks.speech.corrupt import CORRUPTIONS, NOISE_SNR_DB, corrupt, rms
+
+SR = 16000
+
+
+def tone(hz: float, seconds: float = 1.0, rate: int = SR) -> torch.Tensor:
+    t = torch.arange(int(seconds * rate)) / rate
+    return (0.3 * torch.sin(2 * math.pi * hz * t))[None].to(torch.float16)
+
+
+def band_energy(x: torch.Tensor, lo: float, hi: float, rate: int = SR) -> float:
+    spectrum = torch.fft.rfft(x.float()[0]).abs().pow(2)
+    freqs = torch.fft.rfftfreq(x.shape[-1], 1 / rate)
+    return float(spectrum[(freqs >= lo) & (freqs < hi)].sum())
+
+
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_a_corruption_keeps_shape_dtype_and_loudness_and_is_seeded(name):
+    x = torch.cat([tone(440), tone(880)])
+    y = corrupt(x, SR, name)
+    assert y.shape == x.shape and y.dtype == x.dtype and not torch.equal(y, x)
+    assert torch.allclose(rms(y.float()), rms(x.float()), rtol=0.1)
+    assert torch.equal(corrupt(x, SR, name, seed=0), y) and (name == "telephone" or not torch.equal(corrupt(x, SR, name, seed=1), y))
+
+
+def test_noise_is_added_at_the_stated_signal_to_noise_ratio():
+    x = tone(440)
+    noise = corrupt(x, SR, "noise").float() - x.float()
+    snr = 20 * math.log10(float(rms(x.float())) / float(rms(noise)))
+    assert abs(snr - NOISE_SNR_DB) < 0.5
+
+
+def test_telephone_keeps_300_to_3400_hz_only():
+    for hz in (100, 6000):
+        x = (tone(1000).float() + tone(hz).float()).to(torch.float16)       # a kept tone beside one that goes
+        y = corrupt(x, SR, "telephone")
+        before = band_energy(x, hz - 20, hz + 20) / band_energy(x, 980, 1020)
+        after = band_energy(y, hz - 20, hz + 20) / band_energy(y, 980, 1020)
+        assert after < 0.05 * before, (hz, after / before)
+
+
+def test_reverb_spreads_a_click_over_the_room():
+    x = torch.zeros(1, SR, dtype=torch.float16)
+    x[0, 100] = 0.9
+    y = corrupt(x, SR, "reverb").float()[0]
+    assert float(y[100 + SR // 10:].abs().sum()) > 0.05 * float(y.abs().sum())     # a tail after 100 ms
+
+
+def test_unknown_corruptions_and_tasks_without_any_are_refused():
+    with pytest.raises(ValueError, match="reverb, noise, telephone"):
+        get_task("speech").corrupt(get_task("speech").Config(), tone(440), "underwater")
+    with pytest.raises(ValueError, match="the image task has no such corruption; it has none"):
+        get_task("image").corrupt(None, torch.zeros(1, 3, 8, 8), "reverb")
+
+
+def test_evaluate_scores_a_corrupted_copy_and_says_which(tmp_path):
+    from test_speech import TINY, make_audio_parquet
+    from training.cli import main
+
+    data, out = make_audio_parquet(tmp_path / "words"), tmp_path / "run"
+    main(["speech", "--dataset", str(data), "--output", str(out), "--group-column", "speaker_id",
+          "--val-fraction", "0.2", *TINY])
+    args = ["evaluate", "--checkpoint", str(out), "--dataset", str(data), "--split", "train", "--workers", "0"]
+    clean = main(args)
+    noisy = main([*args, "--corrupt", "noise"])
+    assert clean["corruption"] is None and noisy["corruption"] == "noise"
+    assert noisy["num_examples"] == clean["num_examples"] and noisy["loss"] != clean["loss"]
+    with pytest.raises(SystemExit, match="the speech task's corruptions are reverb, noise, telephone"):
+        main([*args, "--corrupt", "underwater"])
