@@ -77,3 +77,59 @@ def test_evaluate_scores_a_corrupted_copy_and_says_which(tmp_path):
     assert noisy["num_examples"] == clean["num_examples"] and noisy["loss"] != clean["loss"]
     with pytest.raises(SystemExit, match="the speech task's corruptions are reverb, noise, telephone"):
         main([*args, "--corrupt", "underwater"])
+
+
+# ------------------------------------------------------------------------------- training augmentation
+
+def batch_of(config, seed: int = 0):
+    from training.tasks.speech.preprocess import make_batch
+
+    x = torch.cat([tone(300), tone(700), tone(1500), tone(2500)] * 4)
+    torch.manual_seed(seed)          # SpecAugment's masks come from torch's global generator
+    return make_batch(config, x, None, train=True, generator=torch.Generator().manual_seed(seed))[0]
+
+
+def test_rooms_and_channels_augment_training_batches_reproducibly():
+    from dataclasses import replace
+
+    speech = get_task("speech")
+    plain = replace(speech.Config(), noise_prob=0.0)
+    rooms = replace(plain, reverb_prob=1.0, band_prob=0.5, gain_db=6.0, clip_prob=0.5)
+    assert torch.equal(batch_of(plain), batch_of(replace(plain)))                  # off by default: as before
+    assert not torch.allclose(batch_of(rooms), batch_of(plain))
+    assert torch.equal(batch_of(rooms, seed=3), batch_of(rooms, seed=3))           # the epoch's generator decides
+    assert not torch.equal(batch_of(rooms, seed=3), batch_of(rooms, seed=4))
+    assert torch.isfinite(batch_of(rooms)).all()
+
+
+def test_each_augmentation_does_what_it_says():
+    from dataclasses import replace
+
+    from training.tasks.speech.augment import room_and_channel
+
+    base = replace(get_task("speech").Config(), noise_prob=0.0)
+    x = torch.cat([tone(1000).float(), (tone(1000).float() + tone(6000).float())])
+    g = lambda: torch.Generator().manual_seed(0)   # noqa: E731
+    clipped = room_and_channel(replace(base, clip_prob=1.0), x, g())
+    assert float(clipped.abs().amax()) <= 0.8 * float(x.abs().amax()) + 1e-6
+    louder = room_and_channel(replace(base, gain_db=12.0), x, g())
+    assert not torch.allclose(rms(louder), rms(x))
+    phone = room_and_channel(replace(base, band_prob=1.0), x, g())
+    assert band_energy(phone[1:].half(), 5980, 6020) < 0.05 * band_energy(x[1:].half(), 5980, 6020)
+    assert torch.equal(room_and_channel(base, x, g()), x)                              # every one off
+
+
+def test_a_run_records_its_augmentation_and_a_continued_run_may_change_it(tmp_path):
+    import json
+
+    from test_speech import TINY, make_audio_parquet
+    from training.cli import main
+
+    data, first = make_audio_parquet(tmp_path / "words"), tmp_path / "first"
+    flags = ["--reverb-prob", "0.5", "--band-prob", "0.3", "--gain-db", "6", "--clip-prob", "0.1"]
+    main(["speech", "--dataset", str(data), "--output", str(first), *flags, *TINY])
+    model = json.loads((first / "config.json").read_text())["model"]
+    assert (model["reverb_prob"], model["band_prob"], model["gain_db"], model["clip_prob"]) == (0.5, 0.3, 6.0, 0.1)
+    main(["speech", "--dataset", str(data), "--output", str(tmp_path / "second"), "--init-from", str(first),
+          "--reverb-prob", "0.8", *TINY])
+    assert json.loads((tmp_path / "second" / "config.json").read_text())["model"]["reverb_prob"] == 0.8

@@ -101,3 +101,34 @@ def spec_augment(config: SpeechConfig, features: torch.Tensor) -> torch.Tensor:
     if config.time_mask:
         x = torchaudio.transforms.TimeMasking(config.time_mask, iid_masks=True)(x)
     return x.squeeze(1)
+
+
+REVERB_RT60 = (0.2, 0.8)      # seconds: a small room to a large hall
+CLIP_LEVEL = (0.3, 0.8)       # share of a clip's peak where an overdriven microphone clips it
+
+
+def room_and_channel(config: SpeechConfig, x: torch.Tensor, generator) -> torch.Tensor:
+    """Rooms, microphones and lines: each clip, with the configured probabilities, reverberated (one random
+    room per batch), band-limited like a telephone, clipped, and given a random gain. The same functions
+    make `evaluate --corrupt`'s copies (training/tasks/speech/corrupt.py), here with random strengths."""
+    from training.tasks.speech.corrupt import reverb, telephone
+
+    b = x.shape[0]
+
+    def chosen(p: float) -> torch.Tensor:
+        return (torch.rand(b, generator=generator) < p).to(x.device)[:, None]
+
+    if config.reverb_prob > 0:
+        lo, hi = REVERB_RT60
+        rt60 = lo + (hi - lo) * float(torch.rand(1, generator=generator))
+        x = torch.where(chosen(config.reverb_prob), reverb(x, config.sample_rate, generator, rt60), x)
+    if config.band_prob > 0:
+        x = torch.where(chosen(config.band_prob), telephone(x, config.sample_rate), x)
+    if config.clip_prob > 0:
+        lo, hi = CLIP_LEVEL
+        level = (lo + (hi - lo) * torch.rand(b, 1, generator=generator)).to(x.device) * x.abs().amax(-1, keepdim=True)
+        x = torch.where(chosen(config.clip_prob), torch.minimum(torch.maximum(x, -level), level), x)
+    if config.gain_db > 0:
+        db = (torch.rand(b, 1, generator=generator) * 2 - 1).to(x.device) * config.gain_db
+        x = (x * 10 ** (db / 20)).clamp(-1.0, 1.0)
+    return x

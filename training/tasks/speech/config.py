@@ -40,6 +40,14 @@ class SpeechConfig:
     time_stretch: float | None = option(None, "augmentation: largest random time stretch (speaking rate) if it "
                                               "should differ from --stretch, e.g. for few speakers who talk at "
                                               "different speeds (default: --stretch)", type=float, role="train")
+    reverb_prob: float = option(0.0, "augmentation: share of training clips played in a synthetic room (reverberation "
+                                     "time drawn from 0.2-0.8 s)", role="train")
+    band_prob: float = option(0.0, "augmentation: share of training clips band-limited like a telephone line "
+                                   "(8 kHz, 300-3400 Hz)", role="train")
+    gain_db: float = option(0.0, "augmentation: largest random gain, in dB either way (a microphone's level)",
+                            role="train")
+    clip_prob: float = option(0.0, "augmentation: share of training clips hard-clipped at 30-80%% of their peak "
+                                   "(an overdriven microphone)", role="train")
     freq_mask: int = option(7, role="train")   # SpecAugment: widest frequency mask (mel bins) and time mask (frames)
     time_mask: int = option(20, role="train")
     keep_all_words: bool = option(False, "train on every word of the full Speech Commands vocabulary instead of "

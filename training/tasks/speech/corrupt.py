@@ -36,19 +36,21 @@ def corrupt(waves: torch.Tensor, sample_rate: int, name: str, seed: int = 0) -> 
 
 
 def room_impulse_response(sample_rate: int, g: torch.Generator, rt60: float = RT60) -> torch.Tensor:
+    """Direct path plus exponentially decaying noise that falls 60 dB in `rt60` seconds, unit energy."""
     t = torch.arange(int(sample_rate * rt60)) / sample_rate
     ir = torch.randn(len(t), generator=g) * torch.exp(-6.908 * t / rt60) * 0.3   # 6.908 = ln(1000): -60 dB
     ir[0] = 1.0                                                                    # the direct path
     return ir / ir.norm()
 
 
-def reverb(x: torch.Tensor, sample_rate: int, g: torch.Generator) -> torch.Tensor:
-    wet = AF.fftconvolve(x, room_impulse_response(sample_rate, g)[None])[..., : x.shape[-1]]
+def reverb(x: torch.Tensor, sample_rate: int, g: torch.Generator, rt60: float = RT60) -> torch.Tensor:
+    ir = room_impulse_response(sample_rate, g, rt60).to(x.device)
+    wet = AF.fftconvolve(x, ir[None])[..., : x.shape[-1]]
     return wet * (rms(x) / rms(wet).clamp(min=1e-8))          # as loud as the dry clip
 
 
 def add_noise(x: torch.Tensor, snr_db: float, g: torch.Generator) -> torch.Tensor:
-    noise = torch.randn(x.shape, generator=g)
+    noise = torch.randn(x.shape, generator=g).to(x.device)
     return x + noise * (rms(x) / 10 ** (snr_db / 20))          # rms(noise) is ~1
 
 

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 
 from training.tasks.speech.audio import load_audio
-from training.tasks.speech.augment import add_noise, spec_augment, stretch, time_shift
+from training.tasks.speech.augment import add_noise, room_and_channel, spec_augment, stretch, time_shift
 from training.tasks.speech.config import SpeechConfig
 from training.tasks.speech.features import log_mel
 
@@ -26,6 +26,7 @@ def make_batch(config: SpeechConfig, data: torch.Tensor, lengths, *, train: bool
     if train:
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
         x = time_shift(x, int(config.sample_rate * config.time_shift_ms / 1000), generator)
+        x = room_and_channel(config, x, generator)
         if config.noise_prob > 0:
             x = add_noise(config, x, generator)
     features = log_mel(config, x)
