@@ -104,8 +104,9 @@ class Predictor:
                   f"- Validation accuracy **{acc}**, macro-F1 {f1} (epoch {m.get('epoch', '?')})",
                   "- Labels: " + ", ".join(f"`{label}`" for label in self.labels),
                   f"- Running on: `{self.device}`"]
-        if self.unsure_sentence():
-            lines.append(f"- Marks a prediction unsure {self.unsure_sentence()}")
+        unsure = self.unsure_sentence()
+        if unsure:
+            lines.append(f"- Marks a prediction unsure {unsure}")
         return "\n".join(lines)
 
     def card_markdown(self) -> str:

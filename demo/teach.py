@@ -158,7 +158,8 @@ def result(summary: dict, output: Path, seconds: float) -> dict:
 
 def project_from_upload(task: str, path, folder) -> Project:
     """A project from one uploaded file: a zip with a folder per class (images or clips), or a CSV with a
-    text and a label column. Zip members are extracted into `folder` only, after every check."""
+    text and a label column. Zip members are extracted into `folder` only, after every check; with `folder`
+    None nothing is extracted, and a zip's samples are its member names (to count and check them)."""
     path = Path(path)
     recipe = get_task(task).teach
     if recipe is None:
@@ -169,7 +170,7 @@ def project_from_upload(task: str, path, folder) -> Project:
         return project_from_csv(task, path)
     if path.suffix.lower() != ".zip":
         raise InputError("Upload a zip with one folder of files per class (the folder's name is the class).")
-    return project_from_zip(task, path, Path(folder))
+    return project_from_zip(task, path, None if folder is None else Path(folder))
 
 
 def project_from_csv(task: str, path: Path) -> Project:
@@ -220,24 +221,29 @@ def zip_plan(path: Path, extensions, noise_label: str | None = None) -> list[tup
             for k, (info, p) in enumerate(zip(members, parts))]
 
 
-def project_from_zip(task: str, path: Path, folder: Path) -> Project:
+def project_from_zip(task: str, path: Path, folder: Path | None) -> Project:
     recipe = get_task(task).teach
     project = Project(task)
     plan = zip_plan(path, recipe.extensions, recipe.noise_label)
     with zipfile.ZipFile(path) as archive:
         for info, name, file_name in plan:
-            target = folder / name / file_name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with archive.open(info) as src:
-                    data = src.read(info.file_size + 1)
-            except ZIP_ERRORS as e:
-                raise InputError(f"{path.name}: {info.filename} could not be read ({e}).") from None
-            if len(data) > info.file_size:
-                raise InputError(f"{path.name}: {info.filename} holds more than the zip's directory says.")
-            target.write_bytes(data)
+            sample = info.filename if folder is None else extract(archive, info, folder / name / file_name, path)
             if recipe.noise_label and name == recipe.noise_label:
-                project.noise.append(str(target))
+                project.noise.append(sample)
             else:
-                project.samples.setdefault(name, []).append(str(target))
+                project.samples.setdefault(name, []).append(sample)
     return project
+
+
+def extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, path: Path) -> str:
+    """One checked member written to `target`, reading no more than its declared size."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with archive.open(info) as src:
+            data = src.read(info.file_size + 1)
+    except ZIP_ERRORS as e:
+        raise InputError(f"{path.name}: {info.filename} could not be read ({e}).") from None
+    if len(data) > info.file_size:
+        raise InputError(f"{path.name}: {info.filename} holds more than the zip's directory says.")
+    target.write_bytes(data)
+    return str(target)

@@ -168,6 +168,9 @@ def test_a_zip_of_class_folders_is_a_project_extracted_inside_its_folder(tmp_pat
     members.update({"project/__MACOSX/red/._0.png": b"junk", "project/red/.DS_Store": b"junk",
                     "project/notes.txt": b"not an image"})
     path = write_zip(tmp_path / "colours.zip", members)
+    before = files_under(tmp_path)
+    counted = project_from_upload("image", path, None)          # checked and counted, nothing extracted
+    assert counted.counts() == {"red": 5, "blue": 5} and files_under(tmp_path) == before
     project = project_from_upload("image", path, tmp_path / "session" / "upload")
     assert project.counts() == {"red": 5, "blue": 5}
     assert all(Path(f).is_relative_to(tmp_path / "session" / "upload") for files in project.samples.values()

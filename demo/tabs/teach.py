@@ -161,11 +161,11 @@ def session_folder(session) -> Path:
     return Path(tempfile.mkdtemp(prefix="session-", dir=ROOT))
 
 
-def gather(ctx: Context, folder: Path, modality, name, noise, whole, session, *slot_values) -> Project:
-    """The project the inputs describe; an uploaded zip is extracted under `folder`."""
+def gather(ctx: Context, folder: Path | None, modality, name, noise, whole, session, *slot_values) -> Project:
+    """The project the inputs describe; an uploaded zip is extracted under `folder` (None: only read)."""
     task, recipe = ctx.modalities[modality], recipe_of(ctx, modality)
     if whole is not None:
-        return project_from_upload(task, whole, folder / "upload" / secrets.token_hex(4))
+        return project_from_upload(task, whole, None if folder is None else folder / "upload" / secrets.token_hex(4))
     project = Project(task, noise=[noise] if noise and recipe.noise_label else [])
     for k in range(0, len(slot_values), 4):
         label, files, lines, captured = slot_values[k:k + 4]
@@ -179,8 +179,7 @@ def gather(ctx: Context, folder: Path, modality, name, noise, whole, session, *s
 def describe(ctx: Context, *values) -> str:
     """How many samples each class has, and what is missing before training can start."""
     try:
-        with tempfile.TemporaryDirectory(prefix="describe-") as tmp:
-            project = gather(ctx, Path(tmp), *values)
+        project = gather(ctx, None, *values)     # an uploaded zip is checked and counted, not extracted
     except InputError as e:
         return f"> {e}"
     counts = ", ".join(f"**{name}**: {n}" for name, n in project.counts().items()) or "no classes yet"
@@ -439,13 +438,16 @@ def teach_endpoint(ctx: Context) -> None:
     def teach_api(task: str, data, name: str) -> dict:
         if task not in ctx.models:
             raise InputError(f"task must be one of {', '.join(ctx.models)}; got '{task}'.")
-        ROOT.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix="api-", dir=ROOT))
         if data is None:
             raise InputError("Give the project as a zip (a folder per class) or a CSV (text, label).")
-        project = project_from_upload(task, data, folder / "upload")
-        job = Job(project, model_folder(ctx, task, check_name(name, "The model name"), folder), ctx.checkpoints)
-        job.run()
+        ROOT.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="api-", dir=ROOT))
+        try:
+            project = project_from_upload(task, data, folder / "upload")
+            job = Job(project, model_folder(ctx, task, check_name(name, "The model name"), folder), ctx.checkpoints)
+            job.run()
+        finally:   # the extracted samples are done with; on a Space the model stays in the folder
+            shutil.rmtree(folder / "upload" if ctx.sessions else folder, ignore_errors=True)
         if job.error is not None:
             raise job.error
         job.result["name"] = register(ctx, task, Path(job.result["folder"]))
