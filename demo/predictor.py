@@ -87,13 +87,15 @@ class Predictor:
         return "\n".join(lines)
 
     def info_markdown(self) -> str:
-        from training.card import hub_dataset_id
+        from training.card import dataset_link, hub_dataset_id
 
         c, m, d = self.config, self.config.get("metrics", {}), self.config.get("dataset", {})
         acc = f"{m['accuracy']:.1%}" if "accuracy" in m else "n/a"
         f1 = f"{m['macro_f1']:.3f}" if "macro_f1" in m else "n/a"
         hub = hub_dataset_id(c)
         dataset = f"[{hub}](https://huggingface.co/datasets/{hub})" if hub else f"`{Path(str(d.get('id', 'unknown'))).name}`"
+        if d.get("sources"):
+            dataset = ", ".join(dataset_link(source) for source in d["sources"])
         lines = [f"**{self.name}**: `{c.get('architecture', c['task'])}`, {len(self.labels)} labels"]
         pretrained = c.get("pretrained") or {}
         if pretrained.get("source"):

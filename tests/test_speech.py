@@ -405,14 +405,19 @@ def make_audiofolder(root, per_label=20):
     return root
 
 
-def make_audio_parquet(root, per_label=20):
+def make_audio_parquet(root, per_label=20, *, words=WORDS, speakers=("spk0", "spk1", "spk2", "spk3", "spk4"),
+                       column="audio", names=None, skip=()):
+    """A tiny Hub-layout speech dataset: `per_label` tone clips of each word in `words` (whose ClassLabel
+    names are `names`, default `words`), spoken in turn by `speakers`; words in `skip` get no rows."""
     import datasets
 
-    rows = [(word_clip(k, i), k, f"spk{i % 5}") for i in range(per_label) for k in range(len(WORDS))]
-    features = datasets.Features({"audio": datasets.Audio(decode=False), "speaker_id": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=list(WORDS))})
-    ds = datasets.Dataset.from_dict({"audio": [{"bytes": encoded(x, 8_000, "FLAC"), "path": f"{i}.flac"}
-                                               for i, (x, _, _) in enumerate(rows)],
+    names = list(names or words)
+    rows = [(word_clip(k, i), names.index(w), speakers[i % len(speakers)])
+            for i in range(per_label) for k, w in enumerate(words) if w not in skip]
+    features = datasets.Features({column: datasets.Audio(decode=False), "speaker_id": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=names)})
+    ds = datasets.Dataset.from_dict({column: [{"bytes": encoded(x, 8_000, "FLAC"), "path": f"{i}.flac"}
+                                              for i, (x, _, _) in enumerate(rows)],
                                      "label": [y for _, y, _ in rows], "speaker_id": [s for _, _, s in rows]},
                                     features=features)
     (root / "data").mkdir(parents=True)

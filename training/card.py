@@ -33,6 +33,57 @@ def hub_dataset_id(config: dict, override: str | None = None) -> str | None:
     return None
 
 
+def hub_dataset_ids(config: dict, override: str | None = None) -> list[str]:
+    """The Hub ids of every dataset the run trained on (`hub_dataset_id` of each), without repeats."""
+    sources = config.get("dataset", {}).get("sources")
+    if not sources or override:
+        found = hub_dataset_id(config, override)
+        return [found] if found else []
+    ids = [hub_dataset_id({"dataset": source}) for source in sources]
+    return list(dict.fromkeys(i for i in ids if i))
+
+
+def dataset_link(source: dict) -> str:
+    """A dataset as Markdown: its Hub page, else its local name (and the Hub id it is a copy of)."""
+    hub = hub_dataset_id({"dataset": source})
+    local = Path(str(source.get("id") or "unknown")).name
+    if not hub:
+        return f"`{local}`"
+    link = f"[`{hub}`](https://huggingface.co/datasets/{hub})"
+    return link if str(source.get("id")) == hub else f"`{local}` (a copy of {link})"
+
+
+def source_lines(config: dict) -> list[str]:
+    """The card's training-data lines of a run on several datasets: each one, its rows, and its score."""
+    d, by = config.get("dataset", {}), config.get("metrics", {}).get("by_dataset", {})
+    lines = [f"- Trained on {len(d['sources'])} datasets at once, labels matched by name to the first's:"]
+    for source in d["sources"]:
+        score = by.get(str(source.get("id")))
+        lines.append(f"  - {dataset_link(source)}: {source.get('num_train', '?')} training examples"
+                     + (f" ({source['dropped_train_rows']} dropped: their group is in another dataset's validation "
+                        "rows)" if source.get("dropped_train_rows") else "")
+                     + f"; validation {source.get('validation_split')} ({source.get('num_validation', '?')} examples"
+                     + (f", accuracy {score['accuracy']:.4f})" if score else ")"))
+    return lines
+
+
+# The credit a model card owes the well-known datasets it may be trained on, by Hub id.
+CREDITS = {
+    "google/speech_commands": "Speech Commands by Pete Warden (Google), CC BY 4.0: P. Warden, \"Speech Commands: A "
+                              "Dataset for Limited-Vocabulary Speech Recognition\", arXiv:1804.03209, 2018.",
+    "uoft-cs/cifar10": "CIFAR-10 by Alex Krizhevsky, Vinod Nair and Geoffrey Hinton: A. Krizhevsky, \"Learning "
+                       "Multiple Layers of Features from Tiny Images\", 2009.",
+    "dair-ai/emotion": "emotion by DAIR.AI, for educational and research use: E. Saravia et al., \"CARER: "
+                       "Contextualized Affect Representations for Emotion Recognition\", EMNLP 2018.",
+}
+
+
+def credit_lines(config: dict) -> list[str]:
+    """The card's "Data" credits: each known dataset the run trained on, with its license."""
+    credits = [CREDITS[i] for i in hub_dataset_ids(config) if i in CREDITS]
+    return ["", "## Data credits", "", *[f"- {c}" for c in credits]] if credits else []
+
+
 def limitations(config: dict) -> list[str]:
     """Where not to trust the model: the generic sentence, then its task's own (Task.limitations)."""
     labels = config["labels"]
@@ -51,8 +102,9 @@ def front_matter(config: dict, name: str, dataset_id: str | None) -> str:
     if d.get("name"):
         dataset_entry["config"] = d["name"]
     meta = {"library_name": "pytorch", "pipeline_tag": pipeline, "tags": ["triptych", config["task"]]}
-    if dataset_id:
-        meta["datasets"] = [dataset_id]
+    ids = hub_dataset_ids(config, dataset_id)
+    if ids:
+        meta["datasets"] = ids
     meta["metrics"] = ["accuracy", "f1"]
     meta["model-index"] = [{"name": name, "results": [{
         "task": {"type": pipeline, "name": pipeline.replace("-", " ").title()},
@@ -107,13 +159,16 @@ def model_card(config: dict, name: str, dataset_id: str | None = None, parameter
     source = f"[`{dataset_id}`](https://huggingface.co/datasets/{dataset_id})" if dataset_id else f"`{d.get('id')}`"
     lines = [front_matter(config, name, dataset_id), f"# {name}", "",
              f"{'An' if config['task'][0] in 'aeiou' else 'A'} {config['task']} classifier "
-             f"(`{config.get('architecture')}`{describe_size(parameters)}) trained with Triptych on {source}.", "",
+             f"(`{config.get('architecture')}`{describe_size(parameters)}) trained with Triptych on "
+             + (", ".join(dataset_link(x) for x in d["sources"]) if d.get("sources") else source) + ".", "",
              "## Use", "", "```python", "from demo.predictor import Predictor",
              f'predictor = Predictor.load("checkpoints/{config["task"]}/{name}")  # this folder',
              "print(predictor.predict(...))  # a path, an image, a text or audio -> {label: probability}", "```", "",
              "## Training data", "",
-             f"- Dataset: {source}, training split `{d.get('train_split', 'train')}` ({d.get('num_train', '?')} examples)",
-             f"- Validation: {d.get('validation_split')} ({d.get('num_validation', '?')} examples)", "",
+             *(source_lines(config) if d.get("sources") else [
+                 f"- Dataset: {source}, training split `{d.get('train_split', 'train')}` ({d.get('num_train', '?')} "
+                 "examples)", f"- Validation: {d.get('validation_split')} ({d.get('num_validation', '?')} examples)"]),
+             "",
              "## Validation results", "",
              f"Accuracy **{m.get('accuracy', 0):.4f}**, macro-F1 **{m.get('macro_f1', 0):.4f}** "
              f"(best epoch {m.get('epoch', '?')}, {m.get('num_examples', '?')} examples).", "",
@@ -121,7 +176,7 @@ def model_card(config: dict, name: str, dataset_id: str | None = None, parameter
              "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for label, s in m.get("per_label", {}).items():
         lines.append(f"| {label} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |")
-    lines += ["", "## Limitations", ""] + [f"- {x}" for x in limitations(config)]
+    lines += ["", "## Limitations", ""] + [f"- {x}" for x in limitations(config)] + credit_lines(config)
     args, runs = config.get("train_args", {}), stages(config)
     lines += ["", "## Training procedure", "",
               f"- Hardware: {config.get('hardware', '?')}; training time {config.get('training_seconds', '?')} s"

@@ -259,15 +259,104 @@ def decode_off(ds):
     return ds
 
 
-def load_task_splits(task, data, task_config, seed: int, dataset: str | None = None) -> Splits:
+def load_task_splits(task, data, task_config, seed: int, dataset=None) -> Splits:
     """The training and validation rows that `data` (DataSettings) selects for `task`, its dataset adapter
-    run with the task's settings; `dataset` overrides data.dataset (the same data in another place)."""
-    return load_splits(dataset or data.dataset, input_candidates=task.input_columns, input_column=data.input_column,
-                       label_column=data.label_column, name=data.dataset_config, revision=data.revision,
-                       train_split=data.train_split, eval_split=data.eval_split, val_fraction=data.val_fraction,
-                       group_column=data.group_column, seed=seed, max_train_samples=data.max_train_samples,
-                       max_eval_samples=data.max_eval_samples, input_flag=task.input_flag,
-                       adapt=lambda raw: task.adapt_dataset(raw, task_config, seed), hub_id=data.dataset_id)
+    run with the task's settings; `dataset` overrides the paths of data.dataset (the same data in another
+    place: one path per recorded dataset). Several datasets are loaded one by one and combined
+    (`combine`)."""
+    sources = data.sources
+    if dataset is not None:
+        paths = [dataset] if isinstance(dataset, (str, os.PathLike)) else list(dataset)
+        if len(paths) != len(sources):
+            raise DatasetError(f"{len(paths)} dataset path(s) given for a run on {len(sources)} dataset(s) "
+                               f"({', '.join(s[0] for s in sources)}); give one for each, in that order.")
+        sources = [(str(path), *rest) for path, (_, *rest) in zip(paths, sources)]
+    several = len(sources) > 1
+
+    def load(path, hub_id, config, revision):
+        return load_splits(path, input_candidates=task.input_columns, input_column=data.input_column,
+                           label_column=data.label_column, name=config, revision=revision,
+                           train_split=data.train_split, eval_split=data.eval_split, val_fraction=data.val_fraction,
+                           group_column=data.group_column, seed=seed,
+                           max_train_samples=None if several else data.max_train_samples,
+                           max_eval_samples=None if several else data.max_eval_samples, input_flag=task.input_flag,
+                           adapt=lambda raw: task.adapt_dataset(raw, task_config, seed), hub_id=hub_id)
+
+    parts = [load(*source) for source in sources]
+    if not several:
+        return parts[0]
+    splits = combine(parts, data.group_column)
+    splits.train, splits.train_labels = subsample(splits.train, splits.train_labels, data.max_train_samples, seed)
+    splits.val, splits.val_labels = subsample(splits.val, splits.val_labels, data.max_eval_samples, seed + 1)
+    splits.info.update(num_train=len(splits.train), num_validation=len(splits.val))
+    return splits
+
+
+def combine(parts: list[Splits], group_column: str | None = None) -> Splits:
+    """One `Splits` of several datasets' rows, each validated as it would be alone (its own validation
+    split, or its own carve by label or group), then concatenated in order.
+
+    - Labels are matched by name to the first dataset's, which is the label list; a label another dataset
+      uses that the first does not have is an error (put the dataset with every label first).
+    - Inputs keep the first dataset's column name; they must be of one kind.
+    - With `group_column`, no group (speaker) is on both sides across datasets either: the training rows of
+      a group that another dataset validates on are dropped, and counted in `info`.
+    `info` is the first dataset's record with every dataset's in `sources`, and each one's validation rows
+    (`val_rows`: start, stop in the combined validation split) for scores by dataset.
+    """
+    import datasets
+
+    first = parts[0]
+    labels, column = list(first.labels), first.input_column
+    val_groups = [set(map(str, p.val[group_column])) if group_column in p.val.column_names else set() for p in parts]
+    trains, vals, train_ys, val_ys, sources, start = [], [], [], [], [], 0
+    for k, part in enumerate(parts):
+        mapping = label_mapping(part, labels, first.info["id"])
+        train, train_y = part.train, mapping[part.train_labels]
+        dropped = 0
+        if group_column in train.column_names:
+            others = set().union(*(g for j, g in enumerate(val_groups) if j != k))
+            keep = [i for i, g in enumerate(train[group_column]) if str(g) not in others]
+            dropped = len(train) - len(keep)
+            train, train_y = train.select(keep), train_y[keep]
+        trains.append(same_input(train, part, first))
+        vals.append(same_input(part.val, part, first))
+        train_ys.append(train_y)
+        val_ys.append(mapping[part.val_labels])
+        sources.append({**part.info, "num_train": len(train), "dropped_train_rows": dropped,
+                        "val_rows": [start, start + len(part.val)]})
+        start += len(part.val)
+    info = {**first.info, "sources": sources, "validation_split": "each dataset's own (see sources)"}
+    return Splits(datasets.concatenate_datasets(trains), datasets.concatenate_datasets(vals), torch.cat(train_ys),
+                  torch.cat(val_ys), labels, column, first.label_column, info)
+
+
+def label_mapping(part: Splits, labels: list[str], first: str) -> torch.Tensor:
+    """part's label ids -> ids in `labels`, by name. A label the part uses that `labels` lacks is an error;
+    one it only names (a ClassLabel name without rows) maps nowhere (-1)."""
+    used = set(torch.cat([part.train_labels, part.val_labels]).unique().tolist())
+    missing = [name for i, name in enumerate(part.labels) if i in used and name not in labels]
+    if missing:
+        raise DatasetError(f"{part.info['id']}: label(s) {missing} are not among the labels of {first}, the first "
+                           f"--dataset ({labels}). Labels are matched by name, and the first dataset's are the "
+                           "model's: put the dataset that has every label first, or rename the labels to match.")
+    return torch.tensor([labels.index(name) if name in labels else -1 for name in part.labels], dtype=torch.long)
+
+
+def same_input(ds, part: Splits, first: Splits):
+    """`ds` (rows of `part`) with the input column alone, named and typed as the first dataset's."""
+    ds = ds.select_columns([part.input_column])
+    if part.input_column != first.input_column:
+        ds = ds.rename_column(part.input_column, first.input_column)
+    want = first.train.features[first.input_column]
+    have = ds.features[first.input_column]
+    if have != want:
+        if type(have) is not type(want):
+            raise DatasetError(f"{part.info['id']}: its inputs ('{part.input_column}', {type(have).__name__}) are "
+                               f"not of the kind of {first.info['id']}'s ('{first.input_column}', "
+                               f"{type(want).__name__}); datasets trained together need one kind of input.")
+        ds = ds.cast_column(first.input_column, want)
+    return ds
 
 
 def is_hub_id(dataset: str) -> bool:

@@ -73,6 +73,13 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
+def balanced_order(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """An epoch of as many rows as `labels` has, drawn with replacement so that every label present is
+    drawn equally often on average (--balanced-sampling)."""
+    counts = torch.bincount(labels).double()
+    return torch.multinomial(1.0 / counts[labels], len(labels), replacement=True, generator=g)
+
+
 def steps_per_epoch(rows: int, batch_size: int) -> int:
     """Full batches in an epoch of `rows`: the ragged last batch is dropped (BatchNorm needs more than one
     row); a split smaller than one batch is a single batch."""
@@ -89,7 +96,8 @@ def train_one_epoch(model, task, config, data, lengths, labels, optimizer, sched
         model.eval()
         head_only.train()
     g = epoch_generator(train.seed, epoch)
-    order = shard(torch.randperm(len(labels), generator=g), rank, world)
+    order = shard(balanced_order(labels, g) if train.balanced_sampling else torch.randperm(len(labels), generator=g),
+                  rank, world)
     bs = train.batch_size
     steps = steps_per_epoch(len(order), bs)
     use_amp = use_bf16(train.precision, device)
@@ -437,9 +445,7 @@ def out_of_time(r: Run) -> bool:
 def validate(r: Run, epoch: int, stats: dict) -> dict:
     """Score the epoch on the validation rows; keep the checkpoint if it is the best so far, and the
     resume state in any case."""
-    cm, val_loss = evaluate(r.model, r.task, r.config, r.val_x, r.val_len, r.splits.val_labels,
-                            len(r.splits.labels), batch_size=r.eval_batch_size, device=r.device, rank=r.rank,
-                            world=r.world, precision=r.settings.train.precision)
+    cm, val_loss, by_dataset = evaluate_by_dataset(r)
     scores = from_confusion(cm, r.splits.labels)
     r.history.append({"epoch": epoch + 1, "train_loss": round(stats["train_loss"], 5), "val_loss": round(val_loss, 5),
                       "val_accuracy": round(scores["accuracy"], 5), "val_macro_f1": round(scores["macro_f1"], 5),
@@ -448,7 +454,8 @@ def validate(r: Run, epoch: int, stats: dict) -> dict:
     improved = r.best is None or (scores["accuracy"], -round(val_loss, 5)) > (r.best["accuracy"], -r.best.get("val_loss", 0.0))
     r.stale = 0 if improved else r.stale + 1
     if improved:
-        r.best = {**scores, "epoch": epoch + 1, "val_loss": round(val_loss, 5), "confusion": cm.tolist()}
+        r.best = {**scores, "epoch": epoch + 1, "val_loss": round(val_loss, 5), "confusion": cm.tolist(),
+                  **({"by_dataset": by_dataset} if by_dataset else {})}
     if r.main:
         if improved:
             ckpt.save_checkpoint(r.out, r.model, checkpoint_config(
@@ -461,6 +468,25 @@ def validate(r: Run, epoch: int, stats: dict) -> dict:
                                  "stages": r.stages, "transferred": r.transferred,
                                  "lookahead": r.lookahead.state_dict() if r.lookahead is not None else None})
     return scores
+
+
+def evaluate_by_dataset(r: Run) -> tuple[torch.Tensor, float, dict]:
+    """(confusion matrix, mean loss) on the validation rows, and on a run of several datasets each one's
+    accuracy on its own rows ({dataset: {accuracy, num_examples}}; else {})."""
+    sources = r.splits.info.get("sources") or [{"val_rows": [0, len(r.splits.val_labels)]}]
+    cm, loss_sum, by_dataset = 0, 0.0, {}
+    for source in sources:
+        start, stop = source["val_rows"]
+        if stop == start:
+            continue
+        part, loss = evaluate(r.model, r.task, r.config, r.val_x[start:stop], r.val_len[start:stop],
+                              r.splits.val_labels[start:stop], len(r.splits.labels), batch_size=r.eval_batch_size,
+                              device=r.device, rank=r.rank, world=r.world, precision=r.settings.train.precision)
+        cm, loss_sum = cm + part, loss_sum + loss * (stop - start)
+        if "id" in source:
+            by_dataset[source["id"]] = {"accuracy": round(float(part.diag().sum()) / max(1, int(part.sum())), 5),
+                                        "num_examples": stop - start}
+    return cm, loss_sum / max(1, len(r.splits.val_labels)), by_dataset
 
 
 def finish(r: Run) -> dict:

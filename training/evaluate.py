@@ -44,9 +44,8 @@ def run_evaluate(checkpoint, dataset: str, *, split: str = "validation", dataset
     except MissingSplit:
         if split != "validation" or not carved_validation(config):
             raise
-        splits = recorded_splits(config, dataset, where=checkpoint)
-        (ds, y), column = subsample(splits.val, splits.val_labels, max_samples, 0), splits.input_column
-        scored = f"validation (carved from {splits.info['train_split']} as recorded)"
+        ds, y, column, scored = recorded_validation_rows(config, dataset, checkpoint)
+        ds, y = subsample(ds, y, max_samples, 0)
     data, lengths = encode_split(task, task_config, ds, column, workers=workers, desc=f"decode {split}")
     if corrupt:
         data = task.corrupt(task_config, data, corrupt, seed)
@@ -59,11 +58,30 @@ def run_evaluate(checkpoint, dataset: str, *, split: str = "validation", dataset
     return report
 
 
+def recorded_validation_rows(config: dict, dataset: str, checkpoint):
+    """The validation rows the checkpoint's run carved from `dataset`: on a run of several datasets, the
+    rows of the one recorded under that path (all of them are loaded, to carve as the run did)."""
+    sources = config.get("dataset", {}).get("sources") or []
+    if not sources:
+        splits = recorded_splits(config, dataset, where=checkpoint)
+        return splits.val, splits.val_labels, splits.input_column, f"validation (carved from {splits.info['train_split']} as recorded)"
+    match = [s for s in sources if str(s.get("id")) == str(dataset)]
+    if not match:
+        raise MissingSplit(f"{dataset}: no 'validation' split, and not one of the datasets {checkpoint} was trained "
+                           f"on ({', '.join(str(s.get('id')) for s in sources)}), whose carved rows could be scored.")
+    splits = recorded_splits(config, where=checkpoint)
+    start, stop = match[0]["val_rows"]
+    rows = list(range(start, stop))
+    return (splits.val.select(rows), splits.val_labels[start:stop], splits.input_column,
+            f"validation (carved from {match[0].get('train_split', 'train')} as recorded, this dataset's rows)")
+
+
 def carved_validation(config: dict) -> bool:
     """Whether the checkpoint's run held its validation rows out of its training split (no validation
     split of its own, and none named with --eval-split)."""
     d = config.get("dataset", {})
-    return str(d.get("validation_split", "")).startswith(f"{d.get('train_split', 'train')} (held out")
+    return any(str(s.get("validation_split", "")).startswith(f"{s.get('train_split', 'train')} (held out")
+               for s in d.get("sources") or [d])
 
 
 def run_calibrate(checkpoint, dataset: str | None = None, *, device: str | None = None, workers: int = 0) -> dict:
@@ -102,14 +120,14 @@ def recorded_validation(folder, dataset: str | None = None, *, device: str | Non
     return Validation(device, model, config, task, task_config, splits, data, lengths)
 
 
-def recorded_splits(config: dict, dataset: str | None = None, *, where="the checkpoint"):
+def recorded_splits(config: dict, dataset=None, *, where="the checkpoint"):
     """The training and validation rows of the run that trained a checkpoint, rebuilt from the settings
     its config.json recorded (same validation split or carved fraction, seed and grouping, same dataset
-    adapter settings); `dataset` replaces the recorded path, for the same data in another place. Labels
-    must be the checkpoint's."""
+    adapter settings); `dataset` replaces the recorded path (a list: one per dataset of a run on several),
+    for the same data in another place. Labels must be the checkpoint's."""
     task = get_task(config["task"])
     s = recorded_settings(config, task)
-    splits = load_task_splits(task, s.data, s.task, s.train.seed, dataset=str(dataset) if dataset else None)
+    splits = load_task_splits(task, s.data, s.task, s.train.seed, dataset=dataset or None)
     if splits.labels != config["labels"]:
         raise ckpt.CheckpointError(f"{Path(str(where))}: the dataset's labels {splits.labels} are not the "
                                    f"checkpoint's {config['labels']}.")

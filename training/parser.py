@@ -64,18 +64,19 @@ def add_card_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder")
-    p.add_argument("--dataset", default=None,
-                   help="the dataset it was trained on (default: the path recorded in config.json)")
+    p.add_argument("--dataset", default=None, action="append",
+                   help="the dataset it was trained on (default: the path recorded in config.json); repeated, in "
+                        "the recorded order, for a run on several")
     p.add_argument("--device", default=None)
     p.add_argument("--workers", type=int, default=default_workers())
 
 
 def add_report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder")
-    p.add_argument("--dataset", default=None,
+    p.add_argument("--dataset", default=None, action="append",
                    help="only for a checkpoint whose metrics.json holds no confusion matrix (written before it "
                         "was recorded): the dataset it was trained on, scored again on its validation rows "
-                        "(default: the path recorded in config.json)")
+                        "(default: the path recorded in config.json; repeated for a run on several)")
     p.add_argument("--device", default=None)
     p.add_argument("--workers", type=int, default=default_workers())
 
@@ -112,6 +113,6 @@ def run_settings(task: Task, args: argparse.Namespace) -> RunSettings:
     values = vars(args)
     train = from_flags(TrainSettings, values)
     if train.output is None:
-        train.output = os.path.join("checkpoints", task.name, default_name(values["dataset"]))
+        train.output = os.path.join("checkpoints", task.name, default_name(values["dataset"][0]))
     data = from_flags(DataSettings, values, input_column=values.get("input_column"))
     return RunSettings(task.check(from_flags(task.Config, values)), data, train)

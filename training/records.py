@@ -99,7 +99,8 @@ def check_same_validation_rows(recorded: dict, settings: RunSettings, folder) ->
     this run would train on rows the checkpoint was validated on, and validate on rows it learned."""
     parent_args, parent_data = recorded.get("train_args", {}), recorded.get("dataset", {})
     now = {**to_record(settings.data), **to_record(settings.train)}
-    if (settings.data.eval_split is None and parent_data.get("id") == settings.data.dataset
+    parent_ids = {parent_data.get("id"), *(s.get("id") for s in parent_data.get("sources", []))}
+    if (settings.data.eval_split is None and parent_ids & set(settings.data.dataset)
             and "held out" in str(parent_data.get("validation_split", ""))):
         moved = [f"--{k.replace('_', '-')} {parent_args.get(k)!r} (this run: {now[k]!r})" for k in CARVE_ARGS
                  if k in parent_args and parent_args[k] != now[k]]

@@ -24,17 +24,19 @@ ROLES = ("model", "train", "fitted")
 def option(default: Any = MISSING, help: str | None = None, *, flag: str | None = None, choices=None,
            type: Callable | None = None, metavar: str | None = None, negatable: bool = False,
            required: bool = False, role: str = "model", default_factory: Callable | None = None,
-           compare: bool = True):
+           compare: bool = True, per_source: bool = False):
     """A dataclass field; with `help` it is also a command-line flag.
 
     `type` defaults to the type of `default` (give it when the default is None); a bool is a switch
     (`--x`), or `--x/--no-x` when `negatable`. " (default: ...)" is added to the help unless it already
     speaks of a default, the default is None, or the flag is a switch that is off by default.
+    `per_source` fields are tuples with one value per `--dataset` (see `PerSource`).
     """
     if role not in ROLES:
         raise ValueError(f"role {role!r}: expected one of {ROLES}")
     cli = None if help is None else {"help": help, "flag": flag, "choices": choices, "type": type,
-                                     "metavar": metavar, "negatable": negatable, "required": required}
+                                     "metavar": metavar, "negatable": negatable, "required": required,
+                                     "per_source": per_source}
     metadata = {"cli": cli, "role": role}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata, compare=compare)
@@ -82,6 +84,10 @@ def add_flags(parser, cls, *, defaults: dict | None = None, title: str | None = 
         if cli["required"]:
             kwargs["required"] = True
             kwargs.pop("default")
+        if cli.get("per_source"):
+            kwargs.update(action=PerSource, default=None, type=cli["type"] or str, metavar=cli["metavar"])
+            group.add_argument(flag_of(f), **kwargs)
+            continue
         if isinstance(default, bool) or cli["type"] is bool:
             kwargs["action"] = argparse.BooleanOptionalAction if cli["negatable"] else "store_true"
         else:
@@ -94,6 +100,28 @@ def add_flags(parser, cls, *, defaults: dict | None = None, title: str | None = 
             kwargs["help"] += " (default: %(default)s)"
         group.add_argument(flag_of(f), **kwargs)
     return group
+
+
+class PerSource(argparse.Action):
+    """`--dataset` may be repeated; `--dataset-id`, `--dataset-config` and `--revision` then belong to the
+    `--dataset` given before them (or to the first, when given before any). Each is kept as a list with one
+    entry per dataset (None where not given)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if self.dest == SOURCE_DEST:
+            setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), value])
+            return
+        index = max(0, len(getattr(namespace, SOURCE_DEST) or []) - 1)
+        values = list(getattr(namespace, self.dest) or [])
+        values += [None] * (index + 1 - len(values))
+        if values[index] is not None:
+            raise argparse.ArgumentError(self, f"given twice for one --dataset ({values[index]!r} and {value!r}); "
+                                               "give it after each --dataset it belongs to")
+        values[index] = value
+        setattr(namespace, self.dest, values)
+
+
+SOURCE_DEST = "dataset"
 
 
 def from_flags(cls, values: dict, **overrides):
@@ -113,8 +141,14 @@ def json_value(value: Any) -> Any:
 
 
 def to_record(obj) -> dict:
-    """The flag values of a settings object, keyed as the flags are named (config.json's train_args)."""
-    return {dest_of(f): json_value(getattr(obj, f.name)) for f in cli_fields(obj)}
+    """The flag values of a settings object, keyed as the flags are named (config.json's train_args); a
+    per-source value of a run on one dataset is recorded as that one value."""
+    return {dest_of(f): json_value(one_source(f, getattr(obj, f.name))) for f in cli_fields(obj)}
+
+
+def one_source(f, value):
+    per_source = f.metadata["cli"].get("per_source")
+    return value[0] if per_source and isinstance(value, tuple) and len(value) == 1 else value
 
 
 def record_fields(cls, record: dict) -> dict:
@@ -162,14 +196,19 @@ def check_hub_id(value: str, flag: str = "--dataset-id") -> str:
 
 @dataclass
 class DataSettings:
-    """Which rows a run trains and validates on (training/data.py reads these)."""
-    dataset: str | None = option(None, "Hub id (uoft-cs/cifar10), a local folder (Hub layout or class "
-                                       "subfolders) or a parquet/csv/json file", required=True)
-    dataset_id: str | None = option(None, "the Hub id (owner/name) of the dataset a local --dataset is a copy of, "
-                                          "recorded in config.json and named by the model card", type=str,
-                                    metavar="OWNER/NAME")
-    dataset_config: str | None = option(None, "dataset configuration name on the Hub (e.g. v0.02)", type=str)
-    revision: str | None = option(None, "Hub revision (branch, tag or commit) to load", type=str)
+    """Which rows a run trains and validates on (training/data.py reads these). `dataset` and the three
+    flags after it hold one entry per dataset: a run may train on several at once."""
+    dataset: tuple[str, ...] = option((), "Hub id (uoft-cs/cifar10), a local folder (Hub layout or class "
+                                          "subfolders) or a parquet/csv/json file; repeat it to train on several "
+                                          "datasets at once (their labels are matched by name to the first's)",
+                                      required=True, per_source=True)
+    dataset_id: tuple[str | None, ...] = option((), "the Hub id (owner/name) of the dataset a local --dataset "
+                                                    "(the one before it) is a copy of, recorded in config.json and "
+                                                    "named by the model card", metavar="OWNER/NAME", per_source=True)
+    dataset_config: tuple[str | None, ...] = option((), "configuration name on the Hub (e.g. v0.02) of the "
+                                                        "--dataset before it", per_source=True)
+    revision: tuple[str | None, ...] = option((), "Hub revision (branch, tag or commit) of the --dataset before it",
+                                              per_source=True)
     input_column: str | None = None   # its flag is the task's (--image-column, --text-column, ...)
     label_column: str | None = option(None, "label column (default: auto, label or labels)", type=str)
     train_split: str = option("train", "split to train on")
@@ -185,8 +224,32 @@ class DataSettings:
     no_cache: bool = option(False, "decode again instead of reusing the on-disk tensor cache")
 
     def __post_init__(self):
-        if self.dataset_id is not None:
-            check_hub_id(self.dataset_id)
+        self.dataset = per_source(self.dataset)
+        n = max(1, len(self.dataset))
+        for name in ("dataset_id", "dataset_config", "revision"):
+            values = per_source(getattr(self, name))
+            if len(values) > n:
+                raise ValueError(f"--{name.replace('_', '-')}: given {len(values)} times for {n} --dataset")
+            setattr(self, name, values + (None,) * (n - len(values)))
+        for hub_id in self.dataset_id:
+            if hub_id is not None:
+                check_hub_id(hub_id)
+
+    @property
+    def sources(self) -> list[tuple[str, str | None, str | None, str | None]]:
+        """(dataset, dataset_id, dataset_config, revision) of every --dataset, in order (also after a
+        caller set one of them to a single value)."""
+        paths = per_source(self.dataset)
+        rest = [per_source(getattr(self, name)) for name in ("dataset_id", "dataset_config", "revision")]
+        return [(path, *(r[k] if k < len(r) else None for r in rest)) for k, path in enumerate(paths)]
+
+
+def per_source(value) -> tuple:
+    """A per-source setting as a tuple: one value (a run on one dataset, or a record made before several
+    were possible) becomes a tuple of one; None, an empty one."""
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
 @dataclass
@@ -215,6 +278,9 @@ class TrainSettings:
     grad_clip: float = option(0.0, "clip the gradient norm to this value; 0 = off")
     class_weights: bool = option(False, "weight the loss by inverse label frequency, for imbalanced data",
                                  negatable=True)
+    balanced_sampling: bool = option(False, "draw each epoch's rows (as many as the training split has) with "
+                                            "replacement, every label equally likely, for imbalanced data",
+                                     negatable=True)
     patience: int = option(0, "stop after this many epochs without a better validation accuracy; 0 = never")
     seed: int = option(0, "seed of the carved validation split, the initialisation and the batch order")
     device: str | None = option(None, "cuda, cuda:1, mps or cpu (default: cuda, then mps, then cpu)", type=str)

@@ -68,7 +68,11 @@ class SpeechTask(Task):
                    f"{config.snr_db[0]:g}-{config.snr_db[1]:g} dB), "
                    + (f"time/frequency stretch +-{config.stretch:.0%}, " if config.time_stretch is None else
                       f"time stretch +-{config.time_stretch:.0%}, frequency stretch +-{config.stretch:.0%}, ")
-                   + f"SpecAugment (F={config.freq_mask}, T={config.time_mask})")
+                   + f"SpecAugment (F={config.freq_mask}, T={config.time_mask})"
+                 + (f", a synthetic room (p={config.reverb_prob:g})" if config.reverb_prob else "")
+                 + (f", a telephone or narrow band (p={config.band_prob:g})" if config.band_prob else "")
+                 + (f", gain +-{config.gain_db:g} dB" if config.gain_db else "")
+                 + (f", clipping (p={config.clip_prob:g})" if config.clip_prob else ""))
         return {"sample_rate": config.sample_rate, "clip_seconds": config.clip_seconds, "channels": "mono (mean)",
                 "long_clips": f"loudest window of clip_seconds within the first {MAX_READ_SECONDS:g} s",
                 "short_clips": "centred, zero-padded", "features": "log-mel, normalised per clip (mean 0, std 1)",
