@@ -237,6 +237,20 @@ def test_features_at_8k():
     assert f.shape == (3, config.n_mels, 101) and torch.isfinite(f).all()
 
 
+@pytest.mark.parametrize("rate, win, hop", [(16_000, 400, 160), (8_000, 200, 80)])
+def test_mel_power_is_torchaudios(rate, win, hop):
+    """The hand-taken power spectrum (re^2 + im^2) equals torchaudio's MelSpectrogram within float rounding."""
+    import torchaudio
+
+    x = torch.randn(3, rate, generator=torch.Generator().manual_seed(0))
+    reference = torchaudio.transforms.MelSpectrogram(sample_rate=rate, n_fft=512 if win > 256 else 256, win_length=win,
+                                                     hop_length=hop, f_min=20.0, f_max=rate / 2, n_mels=40,
+                                                     power=2.0, mel_scale="htk")(x)
+    mel = speech.mel_transform(rate, win, hop, 40, 20.0, rate / 2, "cpu")(x)
+    assert mel.shape == reference.shape
+    assert torch.allclose(mel, reference, rtol=1e-6, atol=1e-9)
+
+
 def test_train_batch_is_augmented_and_reproducible():
     config = SpeechConfig()
     x = torch.stack([load_audio(encoded(tone(freq=f)), SR, 1.0).waveform for f in (300, 600, 900, 1200)]).half()

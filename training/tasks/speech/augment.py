@@ -111,19 +111,24 @@ def room_and_channel(config: SpeechConfig, x: torch.Tensor, generator) -> torch.
     """Rooms, microphones and lines: each clip, with the configured probabilities, reverberated (one random
     room per batch), band-limited like a telephone, clipped, and given a random gain. The same functions
     make `evaluate --corrupt`'s copies (training/tasks/speech/corrupt.py), here with random strengths."""
-    from training.tasks.speech.corrupt import reverb, telephone
+    from training.tasks.speech.corrupt import reverb, room_impulse_response, telephone
 
     b = x.shape[0]
 
     def chosen(p: float) -> torch.Tensor:
         return (torch.rand(b, generator=generator) < p).to(x.device)[:, None]
 
+    def some(mask: torch.Tensor, effect) -> torch.Tensor:   # the effect on the chosen clips only
+        rows = mask[:, 0].nonzero()[:, 0]
+        return x if len(rows) == 0 else x.index_copy(0, rows, effect(x[rows]))
+
     if config.reverb_prob > 0:
         lo, hi = REVERB_RT60
         rt60 = lo + (hi - lo) * float(torch.rand(1, generator=generator))
-        x = torch.where(chosen(config.reverb_prob), reverb(x, config.sample_rate, generator, rt60), x)
+        room = room_impulse_response(config.sample_rate, generator, rt60)
+        x = some(chosen(config.reverb_prob), lambda rows: reverb(rows, config.sample_rate, None, rt60, ir=room))
     if config.band_prob > 0:
-        x = torch.where(chosen(config.band_prob), telephone(x, config.sample_rate), x)
+        x = some(chosen(config.band_prob), lambda rows: telephone(rows, config.sample_rate))
     if config.clip_prob > 0:
         lo, hi = CLIP_LEVEL
         level = (lo + (hi - lo) * torch.rand(b, 1, generator=generator)).to(x.device) * x.abs().amax(-1, keepdim=True)

@@ -6,13 +6,19 @@ rate, and keeps each clip's length and loudness:
 - reverb:    convolved with a synthetic room impulse response (direct path plus exponentially decaying
              noise, RT60 0.5 s: a living room);
 - noise:     white noise at a 10 dB signal-to-noise ratio, per clip;
-- telephone: the narrow band of a phone line: down to 8 kHz and back, then 300-3400 Hz band-pass.
+- telephone: the narrow band of a phone line: nothing above 4 kHz (an 8 kHz line), and the magnitude
+             response of a 300 Hz high-pass and a 3400 Hz low-pass biquad (Q 0.707), applied in the frequency
+             domain (zero phase).
+Both filters work in the frequency domain on FFT sizes that are powers of two: training applies them to
+every batch (training/tasks/speech/augment.py), where time-domain IIR filters and resampling cost more than
+the model's step.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
-import torchaudio.functional as AF
 
 CORRUPTIONS = ("reverb", "noise", "telephone")
 RT60 = 0.5              # seconds for the reverberation to decay by 60 dB
@@ -43,10 +49,17 @@ def room_impulse_response(sample_rate: int, g: torch.Generator, rt60: float = RT
     return ir / ir.norm()
 
 
-def reverb(x: torch.Tensor, sample_rate: int, g: torch.Generator, rt60: float = RT60) -> torch.Tensor:
-    ir = room_impulse_response(sample_rate, g, rt60).to(x.device)
-    wet = AF.fftconvolve(x, ir[None])[..., : x.shape[-1]]
+def reverb(x: torch.Tensor, sample_rate: int, g: torch.Generator | None, rt60: float = RT60,
+           ir: torch.Tensor | None = None) -> torch.Tensor:
+    """`x` in a room: convolved with `ir`, else a new room impulse response drawn from `g`."""
+    ir = (room_impulse_response(sample_rate, g, rt60) if ir is None else ir).to(x.device)
+    n = fft_size(x.shape[-1] + len(ir) - 1)
+    wet = torch.fft.irfft(torch.fft.rfft(x, n) * torch.fft.rfft(ir, n), n)[..., : x.shape[-1]]
     return wet * (rms(x) / rms(wet).clamp(min=1e-8))          # as loud as the dry clip
+
+
+def fft_size(n: int) -> int:
+    return 1 << (n - 1).bit_length()
 
 
 def add_noise(x: torch.Tensor, snr_db: float, g: torch.Generator) -> torch.Tensor:
@@ -55,11 +68,28 @@ def add_noise(x: torch.Tensor, snr_db: float, g: torch.Generator) -> torch.Tenso
 
 
 def telephone(x: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    y = x
-    if sample_rate > PHONE_RATE:
-        y = AF.resample(AF.resample(y, sample_rate, PHONE_RATE), PHONE_RATE, sample_rate)[..., : x.shape[-1]]
-    y = AF.lowpass_biquad(AF.highpass_biquad(y, sample_rate, PHONE_LOW), sample_rate, PHONE_HIGH)
+    n = fft_size(2 * x.shape[-1])          # room for the filters' decay: no wrap-around
+    y = torch.fft.irfft(torch.fft.rfft(x, n) * phone_response(sample_rate, n, x.device), n)[..., : x.shape[-1]]
     return y * (rms(x) / rms(y).clamp(min=1e-8))
+
+
+@lru_cache(maxsize=8)
+def phone_response(sample_rate: int, n: int, device) -> torch.Tensor:
+    """The phone line's gain at each of rfft's n // 2 + 1 frequencies: |high-pass(300 Hz)| * |low-pass
+    (3400 Hz)| (RBJ biquads, Q 0.707, as torchaudio's), and 0 above the 8 kHz line's 4 kHz."""
+    f = torch.fft.rfftfreq(n, 1 / sample_rate, dtype=torch.float64)
+    z = torch.exp(-2j * torch.pi * f / sample_rate)
+    gain = torch.ones_like(f)
+    for cutoff, high in ((PHONE_LOW, True), (PHONE_HIGH, False)):
+        w0 = 2 * torch.pi * cutoff / sample_rate
+        cos, alpha = torch.cos(torch.tensor(w0, dtype=torch.float64)), torch.sin(torch.tensor(w0)) / (2 * 0.707)
+        b0 = (1 + cos) / 2 if high else (1 - cos) / 2
+        b = (b0, -2 * b0 if high else 2 * b0, b0)
+        a = (1 + alpha, -2 * cos, 1 - alpha)
+        gain = gain * ((b[0] + b[1] * z + b[2] * z ** 2) / (a[0] + a[1] * z + a[2] * z ** 2)).abs()
+    if sample_rate > PHONE_RATE:
+        gain = torch.where(f <= PHONE_RATE / 2, gain, torch.zeros_like(gain))
+    return gain.to(device=device, dtype=torch.float32)
 
 
 def rms(x: torch.Tensor) -> torch.Tensor:

@@ -14,13 +14,24 @@ from training.tasks.speech.config import SpeechConfig
 
 @lru_cache(maxsize=16)
 def mel_transform(sample_rate: int, win: int, hop: int, n_mels: int, f_min: float, f_max: float, device: str):
-    """One MelSpectrogram per settings and device, built once: its filter bank is a constant."""
+    """(batch, samples) -> (batch, n_mels, frames) mel power spectrogram: torchaudio's MelSpectrogram (Hann
+    window, reflect padding, HTK mel scale), built once per settings and device, with the power spectrum
+    taken as re^2 + im^2 of a real view of the STFT: equal to torchaudio's |z|^2 within float rounding
+    (3e-7 relative), and 3x cheaper than its complex abs() then square (bench/RESULTS.md, speech training)."""
     import torchaudio
 
     n_fft = 1 << (win - 1).bit_length()
-    return torchaudio.transforms.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, win_length=win,
-                                                hop_length=hop, f_min=f_min, f_max=f_max, n_mels=n_mels,
-                                                power=2.0, mel_scale="htk").to(device)
+    window = torch.hann_window(win, device=device)
+    fb = torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm=None,
+                                               mel_scale="htk").to(device)
+
+    def transform(waveform: torch.Tensor) -> torch.Tensor:
+        z = torch.view_as_real(torch.stft(waveform, n_fft, hop, win, window, center=True, pad_mode="reflect",
+                                          normalized=False, onesided=True, return_complex=True))
+        power = z[..., 0].square() + z[..., 1].square()
+        return torch.matmul(power.transpose(-1, -2), fb).transpose(-1, -2)
+
+    return transform
 
 
 def log_mel(config: SpeechConfig, waveform: torch.Tensor) -> torch.Tensor:
