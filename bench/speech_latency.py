@@ -1,8 +1,10 @@
 """Latency of one speech prediction, as the demo serves it: `python bench/speech_latency.py [checkpoint ...]`.
 
 Loads each checkpoint once with the demo's Predictor, warms up, then times a one-second WAV file end to
-end (decode + resample + log-mel + forward + softmax), and separately the model's forward alone. Prints
-the median and p90 of `--repeats` runs in milliseconds.
+end (decode + resample + log-mel + forward + softmax); one step of the Speech tab's Listen mode (a
+quarter-second microphone chunk of 44.1 kHz int16 appended to the visitor's buffer, and the latest window
+of the model's clip length heard: resample + log-mel + forward + softmax + debounce); and the model's
+forward alone. Prints the median and p90 of `--repeats` runs in milliseconds.
 """
 
 from __future__ import annotations
@@ -46,6 +48,30 @@ def one_second_clip(folder: Path) -> Path:
     return path
 
 
+def stream_step(predictor, clip: Path):
+    """One Listen step as the tab runs it (demo/tabs/speech.py): a hop-long chunk of the looped clip appended
+    and the one window it completes heard."""
+    import numpy as np
+    import soundfile as sf
+
+    from demo.listen import Listener, keyword_model
+
+    data, rate = sf.read(clip, dtype="int16")
+    listener = Listener()
+    hop = int(rate * listener.settings.hop_seconds)
+    looped = np.tile(data, 2)
+    listener.step((rate, data), keyword_model(predictor))     # a whole clip first: every later step hears one window
+    position = [0]
+
+    def step():
+        start = position[0] % len(data)
+        position[0] += hop
+        listener.step((rate, looped[start:start + hop]), keyword_model(predictor))
+    step()
+    assert listener.last is not None and listener.last.label is not None, "the clip is too quiet to be heard"
+    return step
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     shipped = sorted(str(c) for c in (REPO / "checkpoints" / "speech").glob("*/"))
@@ -70,6 +96,8 @@ def main(argv=None) -> None:
             print(f"{predictor.name} on {args.device}, {torch.get_num_threads()} thread(s)")
             print("  " + summary("end to end (1 s WAV at 44.1 kHz)", timed(lambda: predictor.predict(str(clip)),
                                                                           args.repeats)))
+            print("  " + summary("Listen step (0.25 s chunk at 44.1 kHz + the latest window)",
+                                 timed(stream_step(predictor, clip), args.repeats)))
             print("  " + summary("model forward only", timed(lambda: predictor.probabilities(inputs), args.repeats)))
 
 

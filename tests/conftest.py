@@ -202,8 +202,8 @@ def fake_mic_wav(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser(fake_mic_wav):
-    """Headless Debian Chromium driven by Playwright, with a fake camera and a fake microphone."""
+def playwright_driver():
+    """The session's one Playwright driver (its sync API runs one at a time): every browser launches from it."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing; .ci/run installs it with apt-get")
@@ -211,12 +211,23 @@ def browser(fake_mic_wav):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={fake_mic_wav}"])
-        yield b
-        b.close()
+        yield p
+
+
+def launch_chromium(playwright, fake_mic_wav: Path):
+    """Headless Debian Chromium with a fake camera and a fake microphone that plays `fake_mic_wav` in a loop."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={fake_mic_wav}"])
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver, fake_mic_wav):
+    """Headless Debian Chromium driven by Playwright, with a fake camera and a fake microphone."""
+    b = launch_chromium(playwright_driver, fake_mic_wav)
+    yield b
+    b.close()
 
 
 @contextlib.contextmanager
