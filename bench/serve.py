@@ -314,11 +314,23 @@ def shipped_row(folder: Path, n: int) -> str:
     minutes = sum(float(r.get("training_seconds") or 0) for r in stages(config)) / 60
     raw = sample_input(config["task"])
     p50 = f"{bare_p50(folder, raw, n):.1f} ms" if raw is not None else "n/a"
-    data = hub_dataset_id(config) or Path(str(d.get("id"))).name     # the Hub id a local copy mirrors, if recorded
-    return (f"| `{folder.relative_to(REPO).as_posix()}` | {model} | `{data}`, validation: "
-            f"{d.get('validation_split')} | {m['accuracy']:.1%} (macro-F1 {m['macro_f1']:.3f}) | "
+    data = f"`{hub_dataset_id(config) or Path(str(d.get('id'))).name}`, validation: {d.get('validation_split')}"
+    score = f"{m['accuracy']:.1%} (macro-F1 {m['macro_f1']:.3f})"
+    if d.get("sources"):   # a run on several datasets: each one, and its score on its own validation rows
+        data = (f"{len(d['sources'])} datasets: " + ", ".join(f"`{source_name(x)}`" for x in d["sources"])
+                + f", validation: each one's own ({d['sources'][0].get('validation_split')})")
+        score += "; " + ", ".join(f"{source_name(x, hub=False)} {m['by_dataset'][x['id']]['accuracy']:.1%}" for x in d["sources"])
+    return (f"| `{folder.relative_to(REPO).as_posix()}` | {model} | {data} | {score} | "
             f"{shipped_size(folder) / 1e6:.1f} MB | {p50} | {minutes:.0f} min on {config.get('hardware', '?')} | "
             f"{recipe_for(folder)} |")
+
+
+def source_name(source: dict, hub: bool = True) -> str:
+    """A dataset of a run on several, by its folder's name, with the Hub id it mirrors (`hub`)."""
+    from training.card import folder_name, hub_dataset_id
+
+    name, mirrors = folder_name(source), hub_dataset_id({"dataset": source}) if hub else None
+    return name if not mirrors or mirrors == str(source.get("id")) else f"{name} ({mirrors})"
 
 
 def shipped_table(root: Path, n: int) -> str:

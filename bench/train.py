@@ -30,6 +30,7 @@ import copy
 import io
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -94,7 +95,7 @@ def dataset_for(task: str, data: Path, scratch: Path, n: int) -> str:
 def command(task: str, dataset: str, args, output: Path, epochs: int) -> list[str]:
     return [task, "--dataset", dataset, "--max-train-samples", str(args.samples), "--max-eval-samples",
             str(args.eval_samples), "--epochs", str(epochs), "--threads", str(args.threads), "--output",
-            str(output), "--quiet"]
+            str(output), "--quiet", *shlex.split(args.extra_args)]
 
 
 # ------------------------------------------------------------------------------------------- the limit
@@ -207,6 +208,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads, engine and limit (default 1: the CPU-second figures then count work only)")
     p.add_argument("--repeat", type=int, default=1, help="repeat; medians are printed")
+    p.add_argument("--extra-args", default="", help="more training flags for every task's engine run, e.g. the "
+                   "speech recipe's rooms and channels: \"--reverb-prob 0.5 --band-prob 0.3 --gain-db 6 --clip-prob 0.1\"")
     args = p.parse_args()
 
     import torch

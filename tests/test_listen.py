@@ -101,10 +101,7 @@ def test_how_the_stream_is_chunked_does_not_change_what_is_heard(models):
 
 @needs("fsdd")
 def test_the_digit_model_listens_at_its_own_rate(models):
-    """fsdd hears 8 kHz: the 44.1 kHz stream is resampled to the chosen model's rate, window by window."""
-    from training import checkpoint as ckpt
-
-    assert ckpt.load_model(REPO / "checkpoints" / "speech" / "fsdd", "cpu")[2].sample_rate == 8000
+    """The 44.1 kHz stream of an 8 kHz recording is resampled to the chosen model's rate, window by window."""
     assert labels(feed(Listener(), models["fsdd"], in_silence(EXAMPLES / "digit-3-1.wav"))) == ["3"]
 
 
@@ -130,7 +127,9 @@ def test_silence_and_noise_are_nothing_heard(models, noise):
     listener = Listener()
     assert feed(listener, models["speech_commands"], (np.clip(x, -1, 1) * 32767).astype(np.int16)) == []
     assert listener.last is not None and listener.last.vote is None
-    assert listener.last.label in (None, "_silence_", "_unknown_")     # quiet (not classified) or background
+    last, model = listener.last, models["speech_commands"]
+    # Quiet (not classified), background, or unsure: never a keyword heard with confidence.
+    assert last.label in (None, *model.background) or last.confidence < model.unsure_threshold, last
     assert headline(listener).startswith("## Nothing heard") and "Heard so far" not in history_markdown(listener)
 
 

@@ -13,12 +13,14 @@ import pytest
 
 from conftest import REPO, SHARED_DATA, requires_shared_data
 
-# name: (dataset folder, validation accuracy target, macro-F1 target, validation rows scored here)
+# name: (dataset folders, validation accuracy target, macro-F1 target, validation rows scored here). A run on
+# several datasets meets its accuracy target on the first one's validation rows (speech_commands: its
+# held-out speakers; speech_commands_more's are scored and recorded beside them).
 TARGETS = {
-    "image/cifar10": ("cifar10", 0.93, None, 1000),
-    "text/emotion": ("emotion", 0.92, 0.88, 2000),
-    "speech/speech_commands": ("speech_commands", 0.88, None, 1000),
-    "speech/fsdd": ("fsdd", 0.95, None, 500),
+    "image/cifar10": (("cifar10",), 0.93, None, 1000),
+    "text/emotion": (("emotion",), 0.92, 0.88, 2000),
+    "speech/speech_commands": (("speech_commands", "speech_commands_more/v0.01"), 0.94, None, 1000),
+    "speech/fsdd": (("fsdd",), 0.97, None, 500),
 }
 MAX_MB = 25
 TOLERANCE = 0.02   # the subset test's allowance below target: sampling noise, not a weaker model
@@ -79,9 +81,12 @@ def test_a_checkpoint_trained_in_stages_held_out_the_same_rows_in_each(name):
 def test_shipped_checkpoint_records_a_score_near_its_target(name):
     _, accuracy, macro_f1, _ = TARGETS[name]
     config = json.loads((REPO / "checkpoints" / name / "config.json").read_text())
-    metrics = config["metrics"]
-    assert metrics["accuracy"] >= accuracy - TOLERANCE, f"{name}: validation accuracy {metrics['accuracy']:.4f}"
+    metrics, sources = config["metrics"], config["dataset"].get("sources")
+    first = metrics["by_dataset"][sources[0]["id"]] if sources else metrics
+    assert first["accuracy"] >= accuracy - TOLERANCE, f"{name}: validation accuracy {first['accuracy']:.4f}"
     assert metrics["num_examples"] == config["dataset"]["num_validation"] >= 400     # the whole validation split
+    if sources:
+        assert sum(metrics["by_dataset"][x["id"]]["num_examples"] for x in sources) == metrics["num_examples"]
     if macro_f1 is not None:
         assert metrics["macro_f1"] >= macro_f1 - TOLERANCE
 
@@ -98,14 +103,17 @@ def test_shipped_checkpoint_scores_on_fixed_validation_subset(name):
     from training.metrics import from_confusion
     from training.tasks import get_task
 
-    data, accuracy, macro_f1, rows = TARGETS[name]
-    if not (SHARED_DATA / data).is_dir():
-        pytest.skip(f"{SHARED_DATA / data} is not present")
+    folders, accuracy, macro_f1, rows = TARGETS[name]
+    missing = [str(SHARED_DATA / f) for f in folders if not (SHARED_DATA / f).is_dir()]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not present")
     torch.set_num_threads(1)
     model, config, task_config = ckpt.load_model(REPO / "checkpoints" / name, torch.device("cpu"))
     task = get_task(config["task"])
-    splits = recorded_splits(config, str(SHARED_DATA / data))    # raises if the labels are not the checkpoint's
-    subset = splits.val.select(range(min(rows, len(splits.val))))
+    # Raises if the labels are not the checkpoint's; the first dataset's rows come first.
+    splits = recorded_splits(config, [str(SHARED_DATA / f) for f in folders])
+    first = (config["dataset"].get("sources") or [{"val_rows": [0, len(splits.val)]}])[0]["val_rows"][1]
+    subset = splits.val.select(range(min(rows, first)))
     x, lengths = encode_split(task, task_config, subset, splits.input_column, workers=1, show_progress=False)
     cm, _ = evaluate(model, task, task_config, x, lengths, splits.val_labels[:len(subset)], len(config["labels"]),
                      batch_size=250, device=torch.device("cpu"))

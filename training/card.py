@@ -43,10 +43,18 @@ def hub_dataset_ids(config: dict, override: str | None = None) -> list[str]:
     return list(dict.fromkeys(i for i in ids if i))
 
 
+def folder_name(source: dict) -> str:
+    """A recorded dataset's folder name, with its parent's when the folder is a version (more/v0.01)."""
+    import re
+
+    path = Path(str(source.get("id") or "unknown"))
+    return f"{path.parent.name}/{path.name}" if re.fullmatch(r"v?\d+(\.\d+)*", path.name) else path.name
+
+
 def dataset_link(source: dict) -> str:
     """A dataset as Markdown: its Hub page, else its local name (and the Hub id it is a copy of)."""
     hub = hub_dataset_id({"dataset": source})
-    local = Path(str(source.get("id") or "unknown")).name
+    local = folder_name(source)
     if not hub:
         return f"`{local}`"
     link = f"[`{hub}`](https://huggingface.co/datasets/{hub})"
@@ -113,6 +121,10 @@ def front_matter(config: dict, name: str, dataset_id: str | None) -> str:
                     {"type": "f1", "value": round(float(m.get("macro_f1", 0.0)), 4), "name": "Validation macro-F1",
                      "args": {"average": "macro"}}]}]}]
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def rounded(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def percent(value: float | None) -> str:
@@ -216,7 +228,7 @@ def lineage(runs: list[dict]) -> list[str]:
         m = parent.get("metrics", {})
         args = {k: v for k, v in parent.get("train_args", {}).items() if v is not None}
         out.append(f"- It started from the checkpoint `{parent.get('checkpoint')}`: {parent.get('training_seconds', '?')} s "
-                   f"on {parent.get('hardware', '?')}, validation accuracy {m.get('accuracy')} at epoch {m.get('epoch')}; "
+                   f"on {parent.get('hardware', '?')}, validation accuracy {rounded(m.get('accuracy'))} at epoch {m.get('epoch')}; "
                    f"its arguments: `{json.dumps(args, sort_keys=True)}`")
     return out
 
@@ -232,7 +244,7 @@ def transfer_lines(runs: list[dict]) -> list[str]:
             m = t.get("metrics") or {}
             out.append(f"- Transfer-learned from the checkpoint `{t.get('checkpoint')}` (labels "
                        f"{', '.join(map(str, t.get('labels', [])))}; `{t.get('architecture')}` trained on "
-                       f"`{data.get('hub_id') or data.get('id')}`, validation accuracy {m.get('accuracy')}): every "
+                       f"`{data.get('hub_id') or data.get('id')}`, validation accuracy {rounded(m.get('accuracy'))}): every "
                        "weight but the classifier head, which started afresh for these labels")
     return out
 
