@@ -3,7 +3,7 @@
 A dataset is a Hugging Face Hub id (`uoft-cs/cifar10`), a local folder laid out like a Hub repo (parquet
 files per split), a folder of class subfolders (`imagefolder` / `audiofolder`), or a parquet/csv/json file.
 This module finds the splits, the input and label columns, and the label names; the tasks never see
-anything but a `Splits`.
+anything but a `Splits`. A run on several datasets gets one `Splits` of all of them (`combine`).
 """
 
 from __future__ import annotations
