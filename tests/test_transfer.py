@@ -220,7 +220,7 @@ def test_speech_transfers_to_other_words(tmp_path, monkeypatch):
 
 def image_settings(dataset: Path, output: Path, *extra):
     settings = task_settings("image", *FAST, "--output", str(output), *extra)
-    settings.data.dataset = str(dataset)
+    settings.data.dataset = (str(dataset),)
     return settings
 
 

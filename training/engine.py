@@ -484,7 +484,7 @@ def evaluate_by_dataset(r: Run) -> tuple[torch.Tensor, float, dict]:
                               device=r.device, rank=r.rank, world=r.world, precision=r.settings.train.precision)
         cm, loss_sum = cm + part, loss_sum + loss * (stop - start)
         if "id" in source:
-            by_dataset[source["id"]] = {"accuracy": round(float(part.diag().sum()) / max(1, int(part.sum())), 5),
+            by_dataset[source["id"]] = {"accuracy": round(from_confusion(part, r.splits.labels)["accuracy"], 5),
                                         "num_examples": stop - start}
     return cm, loss_sum / max(1, len(r.splits.val_labels)), by_dataset
 

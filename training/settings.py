@@ -237,11 +237,9 @@ class DataSettings:
 
     @property
     def sources(self) -> list[tuple[str, str | None, str | None, str | None]]:
-        """(dataset, dataset_id, dataset_config, revision) of every --dataset, in order (also after a
-        caller set one of them to a single value)."""
-        paths = per_source(self.dataset)
-        rest = [per_source(getattr(self, name)) for name in ("dataset_id", "dataset_config", "revision")]
-        return [(path, *(r[k] if k < len(r) else None for r in rest)) for k, path in enumerate(paths)]
+        """(dataset, dataset_id, dataset_config, revision) of every --dataset, in order (`__post_init__`
+        aligned them)."""
+        return list(zip(self.dataset, self.dataset_id, self.dataset_config, self.revision))
 
 
 def per_source(value) -> tuple:

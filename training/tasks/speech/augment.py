@@ -126,7 +126,7 @@ def room_and_channel(config: SpeechConfig, x: torch.Tensor, generator) -> torch.
         lo, hi = REVERB_RT60
         rt60 = lo + (hi - lo) * float(torch.rand(1, generator=generator))
         room = room_impulse_response(config.sample_rate, generator, rt60)
-        x = some(chosen(config.reverb_prob), lambda rows: reverb(rows, config.sample_rate, None, rt60, ir=room))
+        x = some(chosen(config.reverb_prob), lambda rows: reverb(rows, room))
     if config.band_prob > 0:
         x = some(chosen(config.band_prob), lambda rows: telephone(rows, config.sample_rate))
     if config.clip_prob > 0:

@@ -16,6 +16,7 @@ the model's step.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import torch
@@ -33,7 +34,7 @@ def corrupt(waves: torch.Tensor, sample_rate: int, name: str, seed: int = 0) -> 
     x = waves.float()
     g = torch.Generator().manual_seed(seed)
     if name == "reverb":
-        y = reverb(x, sample_rate, g)
+        y = reverb(x, room_impulse_response(sample_rate, g))
     elif name == "noise":
         y = add_noise(x, NOISE_SNR_DB, g)
     else:
@@ -49,10 +50,9 @@ def room_impulse_response(sample_rate: int, g: torch.Generator, rt60: float = RT
     return ir / ir.norm()
 
 
-def reverb(x: torch.Tensor, sample_rate: int, g: torch.Generator | None, rt60: float = RT60,
-           ir: torch.Tensor | None = None) -> torch.Tensor:
-    """`x` in a room: convolved with `ir`, else a new room impulse response drawn from `g`."""
-    ir = (room_impulse_response(sample_rate, g, rt60) if ir is None else ir).to(x.device)
+def reverb(x: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+    """`x` in the room whose impulse response is `ir`, as loud as it was."""
+    ir = ir.to(x.device)
     n = fft_size(x.shape[-1] + len(ir) - 1)
     wet = torch.fft.irfft(torch.fft.rfft(x, n) * torch.fft.rfft(ir, n), n)[..., : x.shape[-1]]
     return wet * (rms(x) / rms(wet).clamp(min=1e-8))          # as loud as the dry clip
@@ -81,8 +81,8 @@ def phone_response(sample_rate: int, n: int, device) -> torch.Tensor:
     z = torch.exp(-2j * torch.pi * f / sample_rate)
     gain = torch.ones_like(f)
     for cutoff, high in ((PHONE_LOW, True), (PHONE_HIGH, False)):
-        w0 = 2 * torch.pi * cutoff / sample_rate
-        cos, alpha = torch.cos(torch.tensor(w0, dtype=torch.float64)), torch.sin(torch.tensor(w0)) / (2 * 0.707)
+        w0 = 2 * math.pi * cutoff / sample_rate
+        cos, alpha = math.cos(w0), math.sin(w0) / (2 * 0.707)
         b0 = (1 + cos) / 2 if high else (1 - cos) / 2
         b = (b0, -2 * b0 if high else 2 * b0, b0)
         a = (1 + alpha, -2 * cos, 1 - alpha)
