@@ -103,15 +103,27 @@ def item_data(item: Item):
 
 
 def read_member(member: ZipMember) -> bytes:
-    """A zip member's bytes, in memory. At most its declared size is read (zipfile also stops there and
-    checks the CRC), and that size was checked against the limits before anything was read."""
+    """A zip member's bytes, in memory (`member_bytes`)."""
     try:
-        with zipfile.ZipFile(member.archive) as archive, archive.open(member.info) as f:
-            data = f.read(member.info.file_size + 1)
+        archive = zipfile.ZipFile(member.archive)
     except ZIP_ERRORS as e:
         raise InputError(f"The file could not be read from the zip ({e}).") from None
-    if len(data) > member.info.file_size:
-        raise InputError("The file holds more than the zip's directory says; it was not read.")
+    with archive:
+        return member_bytes(archive, member.info)
+
+
+def member_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str | None = None) -> bytes:
+    """One member's bytes. At most its declared size is read (zipfile also stops there and checks the CRC),
+    and that size was checked against the limits before anything was read. `name` says which file in the
+    messages (default: "The file", for a batch row that names it)."""
+    try:
+        with archive.open(info) as f:
+            data = f.read(info.file_size + 1)
+    except ZIP_ERRORS as e:
+        raise InputError(f"{name} could not be read ({e})." if name else
+                         f"The file could not be read from the zip ({e}).") from None
+    if len(data) > info.file_size:
+        raise InputError(f"{name or 'The file'} holds more than the zip's directory says; it was not read.")
     return data
 
 
@@ -165,13 +177,9 @@ class FileBatch:
     def zip_items(self, path: Path) -> list[Item]:
         """One item per file in the zip, from its directory alone: nothing is decompressed here."""
         try:
-            with path.open("rb") as f:
-                check_entry_count(path.name, declared_entries(f))
-            with zipfile.ZipFile(path) as archive:
-                infos = archive.infolist()
-        except ZIP_ERRORS as e:
-            return [Item(path.name, error=f"This is not a zip file that can be read ({e}).")]
-        check_entry_count(path.name, len(infos))
+            infos = zip_directory(path)
+        except UnreadableZip as e:
+            return [Item(path.name, error=f"This is not a zip file that can be read ({e.reason}).")]
         members = [info for info in infos if not skipped(info)]
         for info in members:
             check_member(path.name, info)
@@ -186,6 +194,33 @@ class FileBatch:
         if not item.error and info.flag_bits & 0x1:
             item.error = "The file is encrypted in the zip (it has a password); it was not read."
         return item
+
+
+class UnreadableZip(InputError):
+    """A file that is no zip that can be read; `reason` is what the zip reader said."""
+
+    def __init__(self, path: Path, reason: object):
+        super().__init__(f"{path.name} could not be read as a zip ({reason}).")
+        self.reason = reason
+
+
+def zip_directory(path: Path) -> list[zipfile.ZipInfo]:
+    """The entries of the zip at `path`. Their count is checked in the zip's end record before zipfile parses
+    (and allocates) the whole directory, and again after (a zip64 end record does not tell): too many is an
+    InputError that refuses the upload; a file that is no readable zip, an UnreadableZip."""
+    try:
+        with path.open("rb") as f:
+            declared = declared_entries(f)
+    except ZIP_ERRORS as e:
+        raise UnreadableZip(path, e) from None
+    check_entry_count(path.name, declared)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except ZIP_ERRORS as e:
+        raise UnreadableZip(path, e) from None
+    check_entry_count(path.name, len(infos))
+    return infos
 
 
 def declared_entries(f) -> int | None:

@@ -24,7 +24,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from demo.batch import ZIP_ERRORS, check_entry_count, check_member, declared_entries, read_text, skipped
+from demo.batch import check_member, megabytes, member_bytes, read_text, skipped, zip_directory
 from training.tasks import InputError, get_task
 
 MAX_FILES = 1_000                 # samples in one project, files and lines alike
@@ -78,7 +78,7 @@ def problems(project: Project) -> list[str]:
     if recipe.layout == "folder":
         size = sum(Path(f).stat().st_size for f in files if Path(str(f)).is_file())
         if size > MAX_BYTES:
-            out.append(f"The samples take {size / 2**20:.0f} MB; at most {MAX_BYTES // 2**20} MB can be taught at once.")
+            out.append(f"The samples take {megabytes(size)}; at most {megabytes(MAX_BYTES)} can be taught at once.")
     return out
 
 
@@ -198,13 +198,7 @@ def project_from_csv(task: str, path: Path) -> Project:
 def zip_plan(path: Path, extensions, noise_label: str | None = None) -> list[tuple[zipfile.ZipInfo, str, str]]:
     """(member, class, file name) for every sample in the zip, every member checked first; nothing read.
     A folder named `noise_label` holds background-noise recordings."""
-    with open(path, "rb") as f:
-        check_entry_count(path.name, declared_entries(f))
-    try:
-        with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
-    except ZIP_ERRORS as e:
-        raise InputError(f"{path.name} could not be read as a zip ({e}).") from None
+    infos = zip_directory(path)
     for info in infos:
         check_member(path.name, info)
     members = [info for info in infos if not skipped(info) and Path(info.filename).suffix.lower() in extensions]
@@ -215,8 +209,8 @@ def zip_plan(path: Path, extensions, noise_label: str | None = None) -> list[tup
         raise InputError(f"{path.name}: put each class's files in a folder named after the class (class/file), "
                          f"and nothing deeper; files read: {', '.join(extensions)}.")
     if len(members) > MAX_FILES or sum(i.file_size for i in members) > MAX_BYTES:
-        raise InputError(f"{path.name} holds {len(members)} files, {sum(i.file_size for i in members) / 2**20:.0f} "
-                         f"MB; at most {MAX_FILES} files and {MAX_BYTES // 2**20} MB can be taught at once.")
+        raise InputError(f"{path.name} holds {len(members)} files, {megabytes(sum(i.file_size for i in members))}; "
+                         f"at most {MAX_FILES} files and {megabytes(MAX_BYTES)} can be taught at once.")
     return [(info, p[0] if p[0] == noise_label else check_name(p[0]), f"{k:04d}{Path(p[1]).suffix.lower()}")
             for k, (info, p) in enumerate(zip(members, parts))]
 
@@ -237,13 +231,7 @@ def project_from_zip(task: str, path: Path, folder: Path | None) -> Project:
 
 def extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, path: Path) -> str:
     """One checked member written to `target`, reading no more than its declared size."""
+    data = member_bytes(archive, info, f"{path.name}: {info.filename}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with archive.open(info) as src:
-            data = src.read(info.file_size + 1)
-    except ZIP_ERRORS as e:
-        raise InputError(f"{path.name}: {info.filename} could not be read ({e}).") from None
-    if len(data) > info.file_size:
-        raise InputError(f"{path.name}: {info.filename} holds more than the zip's directory says.")
     target.write_bytes(data)
     return str(target)

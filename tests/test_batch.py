@@ -198,6 +198,10 @@ def test_a_zip_with_too_many_entries_is_refused(tmp_path):
     path = write_zip(tmp_path / "many.zip", {f"{i}.png": b"" for i in range(batch.MAX_ZIP_ENTRIES + 1)})
     with pytest.raises(InputError, match=f"zips of at most {batch.MAX_ZIP_ENTRIES}"):
         IMAGES.read([path])
+    # The whole batch, not just that zip's row: beside a good image it is still refused.
+    (tmp_path / "good.png").write_bytes(image_png(1, 16))
+    with pytest.raises(InputError, match=f"^many.zip has {batch.MAX_ZIP_ENTRIES + 1} entries; zips of at most"):
+        IMAGES.read([tmp_path / "good.png", path])
 
 
 def test_too_much_uncompressed_data_is_refused(tmp_path, monkeypatch):
