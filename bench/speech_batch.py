@@ -11,22 +11,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from speech_latency import timed  # noqa: E402  (bench/, the script's own folder, is on the path)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    fn()   # warm-up
+    return statistics.median(timed(fn, repeats))
 
 
 def stages(config, x, g):
