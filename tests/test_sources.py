@@ -186,7 +186,7 @@ def test_a_run_on_two_datasets_records_and_scores_each(tmp_path):
 # ------------------------------------------------------------------------------------------ imbalance
 
 def test_balanced_sampling_draws_every_label_about_equally_and_reproducibly():
-    from training.engine import balanced_order, epoch_generator
+    from training.loop import balanced_order, epoch_generator
 
     labels = torch.tensor([0] * 900 + [1] * 90 + [2] * 10)
     order = balanced_order(labels, epoch_generator(0, 3))
