@@ -2,9 +2,9 @@
 
 A `Project` is a task and its classes' samples (files for images and sounds, texts for text), plus a
 sound project's background-noise recordings. `teach(project, output)` writes them as a dataset the task
-reads (a folder per class, or a text,label CSV), builds the run's settings from the task's `TeachRecipe`
-(training/tasks/base.py) and trains with `training.engine.run`, reporting each step and epoch through its
-`Hooks`. The result is an ordinary checkpoint folder: the demo serves it, `python -m training <task>
+reads (a folder per class, or a text,label CSV), builds the run's settings as the command line does, with
+the task's default recipe (`Task.recipe`, training/tasks/base.py), and trains with `training.engine.run`,
+reporting each step and epoch through its `Hooks`. The result is an ordinary checkpoint folder: the demo serves it, `python -m training <task>
 --init-from` continues it, `python -m training push` uploads it.
 
 Nothing a visitor uploads is trusted. A zip is checked member by member before anything is extracted
@@ -107,15 +107,15 @@ def write_dataset(project: Project, folder: Path) -> Path:
 
 
 def run_settings_for(project: Project, data: Path, output: Path, checkpoints, time_limit: float):
-    """The run's typed settings: the task's teach recipe on `data`, written to `output`."""
-    from training.parser import get_args_parser, run_settings
+    """The run's typed settings: `python -m training <task> --dataset <data>` with the task's default recipe
+    (the command line's: its rules for a handful of samples per class are the recipe's), written to `output`,
+    starting from the shipped models under `checkpoints` where the recipe does."""
+    from training.parser import settings_from_argv
 
-    recipe = project.recipe
     argv = [project.task, "--dataset", str(data), "--output", str(output), "--val-fraction", str(VAL_FRACTION),
-            "--seed", "0", "--workers", "0", "--no-cache", "--quiet", "--time-limit", str(time_limit), *recipe.args]
-    if recipe.base:
-        argv += ["--transfer-from", str(Path(checkpoints) / project.task / recipe.base)]
-    return run_settings(get_task(project.task), get_args_parser().parse_args(argv))
+            "--seed", "0", "--workers", "0", "--no-cache", "--quiet", "--time-limit", str(time_limit),
+            "--checkpoints", str(checkpoints)]
+    return settings_from_argv(argv)[1]
 
 
 def teach(project: Project, output, *, checkpoints="checkpoints", hooks=None, time_limit: float = MAX_SECONDS) -> dict:

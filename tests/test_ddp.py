@@ -24,7 +24,8 @@ def test_two_process_gloo_run(tmp_path, capsys):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "training", "image", "--dataset", str(root), "--output", str(out), "--device", "cpu",
-           "--epochs", "1", "--image-size", "16", "--batch-size", "4", "--width", "8", "--workers", "0", "--quiet"]
+           "--epochs", "1", "--image-size", "16", "--batch-size", "4", "--width", "8", "--workers", "0", "--quiet",
+           "--from-scratch"]
     # The timeout only keeps a hung rendezvous from hanging the suite.
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -25,7 +25,7 @@ from training.tasks import image as image_task
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
-FAST = ["--image-size", "16", "--batch-size", "8", "--workers", "0", "--quiet", "--width", "8"]
+FAST = ["--from-scratch", "--image-size", "16", "--batch-size", "8", "--workers", "0", "--quiet", "--width", "8"]
 REPORT_FILES = {"model.safetensors", "config.json", "resume.pt", "metrics.json", "confusion_matrix.png",
                 "training_curves.png", "README.md"}
 

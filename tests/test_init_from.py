@@ -18,7 +18,7 @@ from training.tasks import image as image_task
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
-FAST = ["--image-size", "16", "--batch-size", "8", "--workers", "0", "--quiet", "--width", "8", "--epochs", "1"]
+FAST = ["--from-scratch", "--image-size", "16", "--batch-size", "8", "--workers", "0", "--quiet", "--width", "8", "--epochs", "1"]
 FROZEN = ["--lr", "0", "--weight-decay", "0"]   # a run that cannot move the weights it starts from
 
 

@@ -19,7 +19,7 @@ from training.cli import main
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
-FAST = ["--image-size", "16", "--batch-size", "8", "--workers", "0", "--quiet", "--width", "8", "--epochs", "1"]
+FAST = ["--from-scratch", "--image-size", "16", "--batch-size", "8", "--workers", "0", "--quiet", "--width", "8", "--epochs", "1"]
 
 
 def train(dataset, output, *extra) -> dict:

@@ -439,7 +439,7 @@ def make_audio_parquet(root, per_label=20, *, words=WORDS, speakers=("spk0", "sp
     return root
 
 
-TINY = ["--epochs", "1", "--batch-size", "8", "--workers", "0", "--threads", "1", "--quiet", "--channels", "8",
+TINY = ["--from-scratch", "--epochs", "1", "--batch-size", "8", "--workers", "0", "--threads", "1", "--quiet", "--channels", "8",
         "--hidden-size", "16", "--sample-rate", "8000"]
 
 

@@ -178,7 +178,7 @@ def write_parquet(path, rows):
     return path
 
 
-TINY = ["--epochs", "1", "--batch-size", "8", "--vocab-size", "100", "--embedding-size", "8", "--hidden-size", "8",
+TINY = ["--from-scratch", "--epochs", "1", "--batch-size", "8", "--vocab-size", "100", "--embedding-size", "8", "--hidden-size", "8",
         "--val-fraction", "0.2", "--workers", "0", "--threads", "1", "--quiet"]
 
 

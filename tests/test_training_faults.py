@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from conftest import REPO, image_rows, write_image_parquet
 from training.checkpoint import load_resume
 
-ARGS = ["--image-size", "16", "--batch-size", "8", "--workers", "0", "--threads", "1", "--quiet", "--width", "8",
+ARGS = ["--from-scratch", "--image-size", "16", "--batch-size", "8", "--workers", "0", "--threads", "1", "--quiet", "--width", "8",
         "--epochs", "3", "--seed", "7"]
 
 # Runs `python -m training` in the child with a hook. argv: <where> <output> <flag> <cli args...>

@@ -11,7 +11,7 @@ from conftest import REPO, make_image_parquet
 from training.metrics import unsure_threshold
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
-FAST = ["--image-size", "16", "--batch-size", "8", "--workers", "0", "--quiet", "--width", "8", "--epochs", "1"]
+FAST = ["--from-scratch", "--image-size", "16", "--batch-size", "8", "--workers", "0", "--quiet", "--width", "8", "--epochs", "1"]
 
 
 def test_threshold_sits_above_the_coin_toss_region():

@@ -194,12 +194,21 @@ def model_card(config: dict, name: str, dataset_id: str | None = None, parameter
               f"- Hardware: {config.get('hardware', '?')}; training time {config.get('training_seconds', '?')} s"
               + (f" ({sum(float(r.get('training_seconds') or 0) for r in runs):.1f} s with the runs it started from)"
                  if len(runs) > 1 else ""),
-              *lineage(runs), *transfer_lines(runs), *pretrained_lines(config),
+              *recipe_lines(config), *lineage(runs), *transfer_lines(runs), *pretrained_lines(config),
               f"- Model settings: `{json.dumps(config.get('model', {}), sort_keys=True)}`",
               f"- Package versions: {json.dumps(config.get('versions', {}))}",
               f"- Arguments: `{json.dumps({k: v for k, v in args.items() if v is not None}, sort_keys=True)}`",
               f"- Preprocessing: `{json.dumps(config.get('preprocessing', {}), sort_keys=True)}`", ""]
     return "\n".join(lines)
+
+
+def recipe_lines(config: dict) -> list[str]:
+    """The card line for the default recipe the run's settings came from, where they did."""
+    r = config.get("recipe")
+    if not r:
+        return []
+    return [f"- Recipe: {r.get('name')}, chosen from the data ({r.get('reason')}); the settings it chose: "
+            f"`{json.dumps(r.get('settings', {}), sort_keys=True)}`"]
 
 
 def pretrained_lines(config: dict) -> list[str]:

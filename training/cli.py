@@ -8,12 +8,12 @@ import sys
 
 from training.checkpoint import CheckpointError
 from training.data import DatasetError
-from training.parser import get_args_parser, run_settings
+from training.parser import get_args_parser, given_fields, run_settings
 from training.records import TrainingError
 from training.tasks import get_task
 
 
-def run_command(args) -> dict:
+def run_command(args, argv: list[str]) -> dict:
     if args.command == "evaluate":
         from training.evaluate import run_evaluate
         report = run_evaluate(args.checkpoint, args.dataset, split=args.split, dataset_config=args.dataset_config,
@@ -40,15 +40,16 @@ def run_command(args) -> dict:
     else:
         from training import engine
         task = get_task(args.command)
-        return engine.run(task, run_settings(task, args))
+        return engine.run(task, run_settings(task, args, given_fields(task, argv)))
     print(json.dumps(report, indent=2))
     return report
 
 
 def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = get_args_parser().parse_args(argv)
     try:
-        return run_command(args)
+        return run_command(args, argv)
     except (DatasetError, CheckpointError, TrainingError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:

@@ -1,8 +1,9 @@
 """The one training loop, for every task: read `run` top to bottom.
 
-`run(task, settings)` takes four steps. `set_up` loads the data (training/data.py), settles the task's
-settings (fresh, `--resume`d, from an earlier checkpoint with `--init-from`, or from another checkpoint's
-body with `--transfer-from`), builds the model and decodes every row once into tensors (training/cache.py):
+`run(task, settings)` takes four steps. `set_up` loads the data (training/data.py), chooses the task's
+default recipe for it (a pretrained start, resolution and schedule, for every flag not given), settles the
+task's settings (fresh, `--resume`d, from an earlier checkpoint with `--init-from`, or from another
+checkpoint's body with `--transfer-from`), builds the model and decodes every row once into tensors (training/cache.py):
 the run's `Setup` (training/state.py). `start_training` makes the `TrainingState` that the epochs change:
 the optimiser, its schedule and Lookahead around the model, restored from the resume state of a
 `--resume`d run. `train_epochs` trains epoch by epoch (training/loop.py): SGD or AdamW with a warm-up +
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import fields, replace
 
 import torch
 from torch import nn
@@ -38,7 +40,7 @@ from training.records import (TrainingError, check_starting_point, checkpoint_co
                               load_all_but_head, record_unsure_threshold, run_record, start_from_checkpoint,
                               transfer_from_checkpoint)
 from training.reports import confusion_title, curves_title, write_reports
-from training.settings import RunSettings
+from training.settings import RunSettings, json_value, role_of
 from training.state import Setup, TrainingState
 from training.tasks import Task
 
@@ -67,6 +69,7 @@ def set_up(task: Task, settings: RunSettings, hooks: Hooks) -> tuple[Setup, nn.M
         torch.set_num_threads(settings.train.threads)
     splits = load_task_splits(task, settings.data, settings.task, settings.train.seed)
     setup = Setup(task, settings, rank, world, device, splits, hooks=hooks, t0=t0)
+    choose_recipe(setup)
     settle_config(setup)
     setup.say(f"{task.name}: {len(splits.train)} train / {len(splits.val)} validation rows, {len(splits.labels)} "
               f"labels, device {hardware(device, world)}")
@@ -78,6 +81,28 @@ def set_up(task: Task, settings: RunSettings, hooks: Hooks) -> tuple[Setup, nn.M
     if settings.train.class_weights:
         setup.loss_weight = class_weights(splits.train_labels, len(splits.labels)).to(device)
     return setup, model
+
+
+def choose_recipe(setup: Setup) -> None:
+    """The task's default recipe for this data (Task.recipe: a pretrained start, a resolution, a schedule)
+    in every setting the user did not give; none with --from-scratch, for a run continuing a checkpoint
+    (--init-from), or for settings built in code (RunSettings.given None). A checkpoint given with
+    --transfer-from defines the network: the recipe then sets no model setting."""
+    settings, given = setup.settings, setup.settings.given
+    if given is None or settings.train.from_scratch or settings.train.init_from is not None:
+        return
+    recipe = setup.task.recipe(setup.splits, settings)
+    if recipe is None:
+        return
+    model_fields = {f.name for f in fields(settings.task) if role_of(f) == "model"}
+    task_values = {k: v for k, v in recipe.task.items()
+                   if k not in given and not ("transfer_from" in given and k in model_fields)}
+    train_values = {k: v for k, v in recipe.train.items() if k not in given}
+    setup.settings = replace(settings, task=setup.task.check(replace(settings.task, **task_values)),
+                             train=replace(settings.train, **train_values))
+    setup.recipe = {"name": recipe.name, "reason": recipe.reason,
+                    "settings": {k: json_value(v) for k, v in {**task_values, **train_values}.items()}}
+    setup.say(f"recipe: {recipe.name} ({recipe.reason}); the flags you give override it, --from-scratch turns it off")
 
 
 def settle_config(setup: Setup) -> None:
@@ -227,7 +252,7 @@ def validate(setup: Setup, state: TrainingState, epoch: int, stats: dict) -> dic
             ckpt.save_checkpoint(setup.out, state.model, checkpoint_config(
                 setup.task, setup.config, setup.settings, setup.splits, state.best,
                 hardware=hardware(setup.device, setup.world), seconds=time.perf_counter() - setup.t0,
-                parent=setup.parent, transferred=setup.transferred))
+                parent=setup.parent, transferred=setup.transferred, recipe=setup.recipe))
         state.save(setup)
     return scores
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from training.settings import DataSettings, RunSettings, TrainSettings, add_flags, default_workers, from_flags
+from training.settings import (DataSettings, RunSettings, TrainSettings, add_flags, cli_fields, default_workers,
+                               dest_of, from_flags)
 from training.tasks import Task, get_task, task_names
 
 DESCRIPTION = """Fine-tune and score Triptych's classifiers.
@@ -27,12 +28,12 @@ DESCRIPTION = """Fine-tune and score Triptych's classifiers.
 """
 
 
-def add_task_arguments(p: argparse.ArgumentParser, task: Task) -> None:
-    group = add_flags(p, task.Config, title=task.name)
-    group.add_argument(task.input_flag, dest="input_column", default=None, metavar="COLUMN",
-                       help=f"input column (default: auto, {', '.join(task.input_columns)})")
-    add_flags(p, DataSettings, title="data")
-    add_flags(p, TrainSettings, defaults=task.train_defaults, title="training")
+def add_task_arguments(p: argparse.ArgumentParser, task: Task, suppress: bool = False) -> None:
+    group = add_flags(p, task.Config, title=task.name, suppress=suppress)
+    group.add_argument(task.input_flag, dest="input_column", default=argparse.SUPPRESS if suppress else None,
+                       metavar="COLUMN", help=f"input column (default: auto, {', '.join(task.input_columns)})")
+    add_flags(p, DataSettings, title="data", suppress=suppress)
+    add_flags(p, TrainSettings, defaults=task.train_defaults, title="training", suppress=suppress)
 
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
@@ -88,13 +89,16 @@ def add_push_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", default=None, help="Hub token (default: the one `hf auth login` saved)")
 
 
-def get_args_parser() -> argparse.ArgumentParser:
+def get_args_parser(suppress: bool = False) -> argparse.ArgumentParser:
+    """The whole command line. With `suppress`, a task's flags that are not given leave nothing in the
+    namespace: what is left names the flags given (`given_fields`)."""
     parser = argparse.ArgumentParser(prog="python -m training", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in task_names():
         task = get_task(name)
-        add_task_arguments(sub.add_parser(name, help=task.summary or f"fine-tune a {name} classifier"), task)
+        add_task_arguments(sub.add_parser(name, help=task.summary or f"fine-tune a {name} classifier"), task,
+                           suppress)
     add_evaluate_arguments(sub.add_parser("evaluate", help="score a checkpoint on a dataset split; prints JSON"))
     add_calibrate_arguments(sub.add_parser(
         "calibrate", help="choose the confidence below which the demo calls the model unsure (training does this)"))
@@ -105,9 +109,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_settings(task: Task, args: argparse.Namespace) -> RunSettings:
+def run_settings(task: Task, args: argparse.Namespace, given: frozenset[str] | None = None) -> RunSettings:
     """Typed settings from a parsed task command: the task's settings checked (errors name the flags),
-    and the checkpoint folder defaulting to checkpoints/<task>/<dataset name>."""
+    and the checkpoint folder defaulting to checkpoints/<task>/<dataset name>. `given` names the fields the
+    command line set (`given_fields`); None applies no default recipe."""
     from training.data import default_name
 
     values = vars(args)
@@ -115,4 +120,20 @@ def run_settings(task: Task, args: argparse.Namespace) -> RunSettings:
     if train.output is None:
         train.output = os.path.join("checkpoints", task.name, default_name(values["dataset"][0]))
     data = from_flags(DataSettings, values, input_column=values.get("input_column"))
-    return RunSettings(task.check(from_flags(task.Config, values)), data, train)
+    return RunSettings(task.check(from_flags(task.Config, values)), data, train, given)
+
+
+def given_fields(task: Task, argv: list[str]) -> frozenset[str]:
+    """The settings fields (of the task's Config, DataSettings and TrainSettings) that `argv`, a task
+    command, sets: whether or not a value equals the default, a flag given is the user's choice."""
+    given = set(vars(get_args_parser(suppress=True).parse_args(argv)))
+    names = {f.name for cls in (task.Config, DataSettings, TrainSettings) for f in cli_fields(cls) if dest_of(f) in given}
+    return frozenset(names | ({"input_column"} & given))
+
+
+def settings_from_argv(argv: list[str]) -> tuple[Task, RunSettings]:
+    """The task and typed settings of a task command (`image --dataset ...`), as `python -m training` runs
+    it: the flags given are recorded, and the task's default recipe fills the rest."""
+    args = get_args_parser().parse_args(argv)
+    task = get_task(args.command)
+    return task, run_settings(task, args, given_fields(task, argv))

@@ -66,9 +66,11 @@ def hardware(device: torch.device, world: int) -> str:
 
 
 def checkpoint_config(task: Task, config, settings: RunSettings, splits, best: dict, *, hardware: str,
-                      seconds: float, parent: dict | None = None, transferred: dict | None = None) -> dict:
+                      seconds: float, parent: dict | None = None, transferred: dict | None = None,
+                      recipe: dict | None = None) -> dict:
     """The run's config.json (checkpoint.save_checkpoint adds the format version). A --transfer-from run's
-    weights descend from its source's pretrained weights, whose record (and license) it carries."""
+    weights descend from its source's pretrained weights, whose record (and license) it carries. `recipe`
+    is the default recipe the run's settings came from, where they did (train_args holds every setting)."""
     metrics = {k: v for k, v in best.items() if k != "confusion"}
     pretrained = task.pretrained_source(config) or (transferred or {}).get("pretrained")
     return {"task": task.name, "architecture": task.architecture(config), "labels": list(splits.labels),
@@ -76,6 +78,7 @@ def checkpoint_config(task: Task, config, settings: RunSettings, splits, best: d
             "metrics": metrics, "dataset": splits.info, "train_args": run_record(task, settings),
             "versions": versions(), "hardware": hardware, "training_seconds": round(seconds, 1),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **({"recipe": recipe} if recipe else {}),
             **({"pretrained": pretrained} if pretrained else {}),
             **({"init_from": parent} if parent else {}),
             **({"transferred_from": transferred} if transferred else {})}

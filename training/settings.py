@@ -6,8 +6,9 @@ back into the dataclass, and `to_record` / `from_record` write and read the flat
 config.json. The argparse `Namespace` stops in `training.cli`; the engine, the data layer and the tasks
 receive these dataclasses.
 
-A field's `role` says what `--init-from` does with it: "model" settings must equal the checkpoint's,
-"train" settings (augmentation, dropout) come from the new run, "fitted" ones are learned from the data.
+A task settings field's `role` says what `--init-from` and `--transfer-from` do with it: "model" settings
+must equal the checkpoint's, "train" settings (augmentation, dropout) come from the new run, "fitted" ones
+are learned from the data. (The data and engine settings are the run's own: they have no role.)
 """
 
 from __future__ import annotations
@@ -74,28 +75,31 @@ def default_of(f, defaults: dict | None = None) -> Any:
     return None
 
 
-def add_flags(parser, cls, *, defaults: dict | None = None, title: str | None = None):
+def add_flags(parser, cls, *, defaults: dict | None = None, title: str | None = None, suppress: bool = False):
     """Add a flag for every `option` of dataclass `cls` with a help text; `defaults` overrides field
-    defaults by field name (a task's engine defaults). Returns the argument group (or the parser)."""
+    defaults by field name (a task's engine defaults). With `suppress` a flag not given leaves nothing in
+    the namespace (to tell which flags were given). Returns the argument group (or the parser)."""
     group = parser.add_argument_group(title) if title else parser
     for f in cli_fields(cls):
-        cli, default = f.metadata["cli"], default_of(f, defaults)
+        cli, default = f.metadata["cli"], argparse.SUPPRESS if suppress else default_of(f, defaults)
         kwargs = {"dest": dest_of(f), "default": default, "help": cli["help"]}
         if cli["required"]:
             kwargs["required"] = True
             kwargs.pop("default")
         if cli.get("per_source"):
-            kwargs.update(action=PerSource, default=None, type=cli["type"] or str, metavar=cli["metavar"])
+            kwargs.update(action=PerSource, default=default if suppress else None, type=cli["type"] or str,
+                          metavar=cli["metavar"])
             group.add_argument(flag_of(f), **kwargs)
             continue
-        if isinstance(default, bool) or cli["type"] is bool:
+        if isinstance(default_of(f, defaults), bool) or cli["type"] is bool:
             kwargs["action"] = argparse.BooleanOptionalAction if cli["negatable"] else "store_true"
         else:
-            kwargs["type"] = cli["type"] or (type(default) if default is not None else str)
+            kwargs["type"] = cli["type"] or (type(default_of(f, defaults)) if default_of(f, defaults) is not None
+                                             else str)
             for key in ("choices", "metavar"):
                 if cli[key] is not None:
                     kwargs[key] = cli[key]
-        shows_default = "default" in kwargs["help"] or cli["required"]
+        shows_default = "default" in kwargs["help"] or cli["required"] or suppress
         if not shows_default and default is not None and not (kwargs.get("action") == "store_true" and not default):
             kwargs["help"] += " (default: %(default)s)"
         group.add_argument(flag_of(f), **kwargs)
@@ -109,10 +113,10 @@ class PerSource(argparse.Action):
 
     def __call__(self, parser, namespace, value, option_string=None):
         if self.dest == SOURCE_DEST:
-            setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), value])
+            setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), value])
             return
-        index = max(0, len(getattr(namespace, SOURCE_DEST) or []) - 1)
-        values = list(getattr(namespace, self.dest) or [])
+        index = max(0, len(getattr(namespace, SOURCE_DEST, None) or []) - 1)
+        values = list(getattr(namespace, self.dest, None) or [])
         values += [None] * (index + 1 - len(values))
         if values[index] is not None:
             raise argparse.ArgumentError(self, f"given twice for one --dataset ({values[index]!r} and {value!r}); "
@@ -292,16 +296,24 @@ class TrainSettings:
                                              "but its classifier head, which starts afresh for this dataset's labels "
                                              "(same task and model arguments; its tokenizer too), e.g. a model of "
                                              "other labels taught new ones; not with --init-from or --resume",
-                                       type=str, metavar="CHECKPOINT", role="train")
+                                       type=str, metavar="CHECKPOINT")
     resume: bool = option(False, "continue from the resume state in --output (after a crash or Ctrl-C)")
     time_limit: float = option(0.0, "stop after the epoch during which the run passes this many seconds, keeping "
-                                    "the best epoch so far; 0 = no limit", metavar="SECONDS", role="train")
+                                    "the best epoch so far; 0 = no limit", metavar="SECONDS")
+    from_scratch: bool = option(False, "no default recipe: train the settings' own defaults (the task's network "
+                                       "from random weights) instead of fine-tuning a pretrained start chosen from "
+                                       "the data")
+    checkpoints: str = option("checkpoints", "the folder of shipped checkpoints (<task>/<name>) that a default recipe "
+                                             "may start from, e.g. speech/speech_commands for speech")
     quiet: bool = option(False, "no progress bars or summaries")
 
 
 @dataclass
 class RunSettings:
-    """Everything one training run is given: the task's settings and the data and engine settings."""
+    """Everything one training run is given: the task's settings and the data and engine settings, and
+    which of their fields the user set (the command line's flags): a task's default recipe fills the others.
+    `given` None (settings built in code, not from a command line) applies no recipe."""
     task: Any                      # the task's settings dataclass (its Config)
     data: DataSettings
     train: TrainSettings
+    given: frozenset[str] | None = None

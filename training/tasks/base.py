@@ -21,12 +21,15 @@ Facts (class attributes):
                       refused instead of being fed different features
     explanation       what `explain` returns, in words (for the demo and the model card)
     corruptions       the names `evaluate --corrupt` takes: corrupted copies of a split (e.g. reverb)
-    teach             a `TeachRecipe`: how the demo's Teach tab trains this task from a few examples per
-                      class (None: the task cannot be taught there)
+    teach             a `TeachRecipe`: how the demo's Teach tab lays out and captures a project of this task
+                      (None: the task cannot be taught there); it trains with the task's `recipe`
 
 Hooks (methods; `config` is an instance of `Config`):
 
     check(config)                   -> config validated and settled (derived fields); errors name flags
+    recipe(splits, settings)        -> the default `Recipe` for this data (pretrained start, resolution,
+                                       schedule...), for every flag the user did not give; None: the
+                                       settings' own defaults (training from scratch)
     config_from_dict(d) / config_to_dict(config)   config.json's "model" entry, and back
     config_from_checkpoint(config)  -> config from a whole config.json (its "model", then its train_args)
     preprocessing(config)           -> dict: config.json's "preprocessing" entry, for people to read
@@ -59,7 +62,7 @@ Bad user input raises `InputError` with a message for people, in every task.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 import torch
@@ -69,12 +72,21 @@ from training.settings import fields_with_role, from_dict, record_fields
 
 
 @dataclass(frozen=True)
-class TeachRecipe:
-    """How the demo's Teach tab trains a task from a few examples per class, through the engine.
+class Recipe:
+    """A task's default recipe for the data at hand: settings for every flag the user did not give. The
+    engine prints `name` and `reason` at the start of the run and records all of it in config.json."""
+    name: str                                   # e.g. "EfficientNet-Lite0 from ImageNet, fine-tuned at 160 px"
+    reason: str                                 # from the data, e.g. "245 photos, 2 labels, shorter side 375 px"
+    task: dict = field(default_factory=dict)    # the task Config's field name -> value
+    train: dict = field(default_factory=dict)   # TrainSettings field name -> value
 
-    args           training flags, as on the command line (the recipe is recorded in train_args like any run)
-    base           a shipped checkpoint under checkpoints/<task>/ that the run starts from with
-                   --transfer-from (every weight but the classifier head), or None
+
+@dataclass(frozen=True)
+class TeachRecipe:
+    """How the demo's Teach tab lays out, captures and checks a project of this task. It trains through
+    the engine with the task's own `recipe` (the one the command line uses), whose rules for a handful of
+    samples per class are written there once.
+
     layout         "folder": the samples are files, written as one folder per class (imagefolder,
                    audiofolder); "csv": the samples are texts, written as a text,label CSV
     extensions     the files a folder project takes (lower case, with the dot)
@@ -84,10 +96,8 @@ class TeachRecipe:
     title          what the Teach tab calls a project of this task ("Image", "Sound", "Text")
     capture        how a browser captures one sample: "webcam", "microphone", or None (typed or pasted)
     """
-    args: tuple[str, ...]
     title: str = ""
     capture: str | None = None
-    base: str | None = None
     layout: str = "folder"
     extensions: tuple[str, ...] = ()
     min_per_class: int = 5
@@ -137,6 +147,11 @@ class Task:
 
     def check(self, config):
         return config
+
+    def recipe(self, splits, settings) -> Recipe | None:
+        """The default recipe for `splits` (training.data.Splits) under `settings` (RunSettings, whose
+        `given` names the fields the user set): None keeps the settings' own defaults."""
+        return None
 
     def config_from_dict(self, d: dict):
         return self.check(from_dict(self.Config, d, exclude=self.unsaved_fields()))

@@ -4,7 +4,8 @@
     decode.py       any image file -> checked RGB (size limits, EXIF, palettes, alpha) -> uint8 square
     preprocess.py   the training cache, normalisation, batches (augmented on the training device)
     augment.py      random crop + flip, TrivialAugment, cutout
-    models.py       ResNet-20, airbench's network, torchvision backbones (with ImageNet weights)
+    models.py       ResNet-20, airbench's network, timm and torchvision backbones (with ImageNet weights)
+    recipe.py       the default recipe: a pretrained backbone, resolution and schedule chosen from the data
     explain.py      Grad-CAM over what the model saw
 """
 
@@ -21,6 +22,7 @@ from training.tasks.image.decode import MAX_FILE_BYTES, MAX_PIXELS, fit_square, 
 from training.tasks.image.explain import cam_layer, cam_overlay, grad_cam
 from training.tasks.image.models import AirbenchNet, CifarResNet, build_model, classifier_head
 from training.tasks.image.preprocess import encode, make_batch, normalize, prepare
+from training.tasks.image.recipe import recipe as image_recipe
 
 __all__ = ["ARCHITECTURES", "IMAGENET_MEAN", "IMAGENET_STD", "MAX_FILE_BYTES", "MAX_PIXELS",
            "PRETRAINED_ARCHITECTURES", "TASK", "TORCHVISION_ARCHITECTURES", "AirbenchNet", "CifarResNet",
@@ -37,24 +39,23 @@ class ImageTask(Task):
     summary = "fine-tune an image classifier"
     input_columns = ("img", "image")
     input_flag = "--image-column"
-    # SGD + Nesterov with a one-cycle schedule is the standard CIFAR recipe (torchvision references,
-    # airbench); label smoothing 0.1 adds about half a point at short schedules.
+    # The defaults of a network trained from scratch (--from-scratch, or --model resnet20/airbench; the
+    # default recipe sets its own): SGD + Nesterov with a one-cycle schedule is the standard CIFAR recipe
+    # (torchvision references, airbench); label smoothing 0.1 adds about half a point at short schedules.
     train_defaults = dict(epochs=15, batch_size=128, lr=0.1, weight_decay=5e-4, optimizer="sgd",
                           label_smoothing=0.1, warmup_fraction=0.15)
     pipeline_tag = "image-classification"
     default_model = "cifar10"
-    # A linear probe on EfficientNet-Lite0's ImageNet features at 160 px: the body stays frozen (its
-    # BatchNorm statistics too), so a few dozen photos cannot spoil it, and each epoch is forward passes.
-    teach = TeachRecipe(
-        title="Image", capture="webcam",
-        args=("--model", "efficientnet_lite0", "--pretrained", "--image-size", "160", "--freeze-backbone",
-              "--augment", "scale-crop-flip", "--crop-scale", "0.5", "--optimizer", "adamw", "--lr", "0.01",
-              "--weight-decay", "0.01", "--label-smoothing", "0.1", "--warmup-fraction", "0.1",
-              "--batch-size", "32", "--epochs", "20", "--patience", "6", "--precision", "fp32"),
-        extensions=(".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"), min_per_class=5)
+    teach = TeachRecipe(title="Image", capture="webcam",
+                        extensions=(".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"), min_per_class=5)
     explanation = "Grad-CAM heatmap over the image the model saw"
 
     check = staticmethod(check)
+
+    def recipe(self, splits, settings):
+        """EfficientNet-Lite fine-tuned from ImageNet weights, at a resolution and for a schedule chosen from
+        the images (training/tasks/image/recipe.py)."""
+        return image_recipe(splits, settings)
 
     def preprocessing(self, config: ImageConfig) -> dict:
         out = {"image_size": config.image_size, "resize": "shorter side, then centre crop",
@@ -82,7 +83,7 @@ class ImageTask(Task):
         """What cuDNN's and oneDNN's fast bf16 convolutions want; and EfficientNet-Lite0's depthwise
         convolutions in fp32 on the CPU too (measured, 2 threads, batch 64: 176 against 110 images/s
         training at 96 px, 334 against 224 in eval at 128 px)."""
-        return device.type == "cuda" or bf16 or config.architecture == "efficientnet_lite0"
+        return device.type == "cuda" or bf16 or config.architecture.startswith("efficientnet_lite")
 
     def head(self, model: nn.Module) -> nn.Module:
         return classifier_head(model)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from training.settings import option
 from training.weights import SPECS
 
-ARCHITECTURES = ("resnet20", "airbench", "efficientnet_lite0", "resnet18", "mobilenet_v3_small", "efficientnet_b0")
+ARCHITECTURES = ("resnet20", "airbench", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet18",
+                 "mobilenet_v3_small", "efficientnet_b0")
 PRETRAINED_ARCHITECTURES = tuple(SPECS)   # ImageNet weights: training/weights.py
 TORCHVISION_ARCHITECTURES = tuple(a for a in SPECS if SPECS[a].library == "torchvision")
 AUGMENTATIONS = ("none", "crop-flip", "trivialaugment", "scale-crop-flip")
@@ -32,7 +33,7 @@ def parse_widths(text: str) -> tuple:
 @dataclass
 class ImageConfig:
     architecture: str = option("resnet20", "resnet20: compact CIFAR-style residual network; airbench: the "
-                                           "cifar10-airbench network; efficientnet_lite0 (timm) and the torchvision "
+                                           "cifar10-airbench network; efficientnet_lite0/1/2 (timm) and the torchvision "
                                            "backbones can start from ImageNet weights (--pretrained)",
                                flag="--model", choices=ARCHITECTURES)
     image_size: int = option(32, "side of the square model input: an image's shorter side is resized to it and "
@@ -40,7 +41,7 @@ class ImageConfig:
                                  "--init-from may change it (every network here pools globally)", role="train")
     width: int = option(16, "resnet20 base width (channels of its first stage: 16, 32, 64 per stage)")
     pretrained: bool = option(False, "start from ImageNet weights: --weights PATH, else an installed package that "
-                                     "ships them (efficientnet_lite0), else the library's download (needs network)")
+                                     "ships them (efficientnet_lite0/1/2), else the library's download (needs network)")
     weights: str | None = option(None, "--pretrained from this local file (safetensors, or a PyTorch state dict "
                                        "read with weights_only)", type=str, metavar="PATH", compare=False)
     pretrained_from: dict | None = option(None, role="fitted")   # the source, file hash and license used

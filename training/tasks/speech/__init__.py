@@ -7,6 +7,7 @@
     augment.py           time shift, background noise, time/frequency stretch, SpecAugment
     model.py             a conv front end and a bidirectional GRU/LSTM
     speech_commands.py   the Speech Commands adapter: 35 words -> the 12-class keyword layout
+    recipe.py            the default recipe: transfer from the shipped keyword model
     explain.py           a picture of what the model heard: waveform and log-mel
 
 Training caches fixed-length waveforms as float16 and computes the features per batch on the training
@@ -27,6 +28,7 @@ from training.tasks.speech.corrupt import CORRUPTIONS, corrupt
 from training.tasks.speech.features import log_mel, mel_transform
 from training.tasks.speech.model import SpeechRecognizer, build_model
 from training.tasks.speech.preprocess import Heard, encode, listen, make_batch, prepare
+from training.tasks.speech.recipe import recipe as speech_recipe
 from training.tasks.speech.speech_commands import COMMANDS, KEYWORD_LABELS, SILENCE, UNKNOWN, adapt_dataset
 
 __all__ = ["CELLS", "CLIP_SECONDS", "COMMANDS", "KEYWORD_LABELS", "MAX_NOISE_CLIPS", "MAX_READ_SECONDS", "N_MELS",
@@ -50,18 +52,18 @@ class SpeechTask(Task):
                           label_smoothing=0.1, warmup_fraction=0.1, grad_clip=5.0, class_weights=False)
     pipeline_tag = "audio-classification"
     default_model = "speech_commands"
-    # From the shipped speech_commands model, which already knows speech and background noise; a project's
-    # noise recordings become `_silence_` clips, both a class and the noise mixed into training clips. All
-    # 60 epochs, keeping the best: with a validation set of a few clips, early stopping stopped too soon
-    # (FSDD, 10 clips per digit, a new speaker: 72% against 59% with --patience 8; bench/teach.py).
-    teach = TeachRecipe(title="Sound", capture="microphone",
-                        args=("--epochs", "60", "--batch-size", "16", "--lr", "0.002"),
-                        base="speech_commands", extensions=(".wav", ".flac", ".ogg", ".mp3"), min_per_class=5,
-                        noise_label="_silence_")
+    # A project's noise recordings become `_silence_` clips: both a class and the noise mixed into training.
+    teach = TeachRecipe(title="Sound", capture="microphone", extensions=(".wav", ".flac", ".ogg", ".mp3"),
+                        min_per_class=5, noise_label="_silence_")
     local_files = (NOISE_FILE,)
     explanation = "the waveform and log-mel spectrogram the model heard"
 
     check = staticmethod(check)
+
+    def recipe(self, splits, settings):
+        """Transfer from the shipped speech_commands model, the clips resampled to its rate
+        (training/tasks/speech/recipe.py)."""
+        return speech_recipe(splits, settings)
 
     def preprocessing(self, config: SpeechConfig) -> dict:
         augment = (f"time shift +-{config.time_shift_ms:g} ms, background noise (p={config.noise_prob:g}, SNR "

@@ -41,12 +41,24 @@ class TextTask(Task):
                           label_smoothing=0.0, warmup_fraction=0.05, grad_clip=1.0, class_weights=True)
     pipeline_tag = "text-classification"
     default_model = "emotion"
-    # From the shipped emotion model: its tokenizer, embeddings and encoder already read English.
-    teach = TeachRecipe(title="Text", args=("--epochs", "20", "--batch-size", "16", "--lr", "0.003", "--patience", "6"),
-                        base="emotion", layout="csv", min_per_class=5)
+    teach = TeachRecipe(title="Text", layout="csv", min_per_class=5)
     explanation = "word importances by occlusion, in [-1, 1]"
 
     check = staticmethod(check)
+
+    def recipe(self, splits, settings):
+        """A few rows per label: transfer from the shipped emotion model, whose tokenizer, embeddings and
+        encoder already read English; more: the network from scratch."""
+        from pathlib import Path
+
+        from training.tasks.base import Recipe
+
+        base = Path(settings.train.checkpoints) / self.name / "emotion"
+        per_label = len(splits.train) / max(1, len(splits.labels))
+        if per_label >= 100 or not (base / "config.json").is_file() or settings.given & {"architecture", "init_from"}:
+            return None
+        return Recipe(name=f"transfer from {base}, 20 epochs", reason=f"{per_label:.0f} rows per label",
+                      train=dict(transfer_from=str(base), epochs=20, batch_size=16, lr=0.003, patience=6))
 
     def preprocessing(self, config: TextConfig) -> dict:
         out = {"tokenizer": "WordPiece (Hugging Face tokenizers), " + TOKENIZER_NAME,
