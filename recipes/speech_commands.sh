@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Rebuilds checkpoints/speech/speech_commands: conv + bidirectional GRU on log-mel, 12 keywords, trained on
+# Rebuilds checkpoints/speech/speech_commands from scratch (it is the base that the default speech recipe transfers
+# from): conv + bidirectional GRU on log-mel, 12 keywords, trained on
 # two datasets at once: the staged Speech Commands v0.02 clips and the extra v0.01 clips of other speakers
 # (speech_commands_more: mostly up/down/left/right/go and other words, few yes/no/on/off/stop), each with
 # its own speakers held out for validation (about 8 minutes on one CPU thread).
@@ -13,5 +14,5 @@
 cd "$(dirname "$0")/.." && HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python -m training speech \
     --dataset ../shared/data/speech_commands --dataset-id google/speech_commands \
     --dataset ../shared/data/speech_commands_more/v0.01 --dataset-id google/speech_commands \
-    --group-column speaker_id --balanced-sampling --reverb-prob 0.5 --band-prob 0.3 --gain-db 6 --clip-prob 0.1 \
+    --from-scratch --group-column speaker_id --balanced-sampling --reverb-prob 0.5 --band-prob 0.3 --gain-db 6 --clip-prob 0.1 \
     --epochs 25 --threads 1 --workers 1 --seed 0 --output checkpoints/speech/speech_commands "$@"
