@@ -20,7 +20,7 @@ def run_command(args, argv: list[str]) -> dict:
                               revision=args.revision, input_column=args.input_column,
                               label_column=args.label_column, max_samples=args.max_samples,
                               batch_size=args.batch_size, device=args.device, workers=args.workers,
-                              report_dir=args.report_dir, corrupt=args.corrupt)
+                              report_dir=args.report_dir, corrupt=args.corrupt, predictions=args.predictions)
     elif args.command == "calibrate":
         from training.evaluate import run_calibrate
         report = run_calibrate(args.checkpoint, args.dataset, device=args.device, workers=args.workers)

@@ -17,6 +17,7 @@ from training.cache import encode_split
 from training.data import MissingSplit, default_name, load_eval_split, load_task_splits, subsample
 from training.device import pick_device
 from training.engine import calibrate, evaluate
+from training.loop import probabilities
 from training.metrics import from_confusion
 from training.records import record_unsure_threshold, recorded_settings
 from training.reports import draw_recorded, write_reports
@@ -26,10 +27,12 @@ from training.tasks import get_task
 def run_evaluate(checkpoint, dataset: str, *, split: str = "validation", dataset_config: str | None = None,
                  revision: str | None = None, input_column: str | None = None, label_column: str | None = None,
                  max_samples: int | None = None, batch_size: int = 256, device: str | None = None,
-                 workers: int = 0, report_dir=None, corrupt: str | None = None) -> dict:
+                 workers: int = 0, report_dir=None, corrupt: str | None = None, predictions=None) -> dict:
     """Score `checkpoint` on `split` of `dataset`. A dataset without a validation split, asked for
     `validation`, gives the rows the checkpoint's run carved from train for validation (as recorded).
-    `corrupt` scores a corrupted copy of the rows instead (the task's `corruptions`, e.g. reverb)."""
+    `corrupt` scores a corrupted copy of the rows instead (the task's `corruptions`, e.g. reverb).
+    `predictions` names a JSON-lines file to write every row's probabilities to (`write_predictions`).
+    Rows are decoded and batched as validation and the demo decode them (Task.encode, Task.make_batch)."""
     device = pick_device(device)
     model, config, task_config = ckpt.load_model(checkpoint, device)
     task = get_task(config["task"])
@@ -52,10 +55,27 @@ def run_evaluate(checkpoint, dataset: str, *, split: str = "validation", dataset
     cm, loss = evaluate(model, task, task_config, data, lengths, y, len(labels), batch_size=batch_size, device=device)
     report = {"checkpoint": str(checkpoint), "dataset": dataset, "split": scored, "corruption": corrupt,
               **from_confusion(cm, labels), "loss": round(loss, 5)}
+    if predictions:
+        probs = probabilities(model, task, task_config, data, lengths, y, batch_size=batch_size, device=device)
+        report["predictions"] = str(write_predictions(predictions, ds[column], y, probs, labels))
     if report_dir:
         write_reports(report_dir, report, cm, labels,
                       confusion_title=f"{Path(str(checkpoint)).name} on {default_name(str(dataset))}, {split}")
     return report
+
+
+def write_predictions(path, inputs, targets, probs, labels: list[str]) -> Path:
+    """One JSON line per row: its index, its input (a file's path, where the dataset keeps one; a text), the
+    true and the predicted label, and every label's probability."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for row, (raw, target, p) in enumerate(zip(inputs, targets.tolist(), probs.tolist())):
+            source = raw.get("path") if isinstance(raw, dict) else raw if isinstance(raw, str) else None
+            f.write(json.dumps({"row": row, "input": source, "label": labels[target],
+                                "predicted": labels[max(range(len(p)), key=p.__getitem__)],
+                                "probabilities": dict(zip(labels, p))}) + "\n")
+    return path
 
 
 def recorded_validation_rows(config: dict, dataset: str, checkpoint):

@@ -51,6 +51,9 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--workers", type=int, default=default_workers())
     p.add_argument("--report-dir", default=None, help="also write metrics.json and confusion_matrix.png here")
+    p.add_argument("--predictions", default=None, metavar="FILE",
+                   help="also write every row's probabilities to this JSON-lines file (row, input, label, predicted, "
+                        "probabilities)")
     p.add_argument("--corrupt", default=None, metavar="NAME",
                    help="score a corrupted copy of the split: speech has reverb (a room, RT60 0.5 s), noise (white, "
                         "10 dB SNR) and telephone (8 kHz, 300-3400 Hz)")
