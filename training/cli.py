@@ -39,8 +39,10 @@ def run_command(args, argv: list[str]) -> dict:
         return {"commit": str(getattr(info, "commit_url", info))}
     else:
         from training import engine
+        from training.folds import cross_validate
         task = get_task(args.command)
-        return engine.run(task, run_settings(task, args, given_fields(task, argv)))
+        settings = run_settings(task, args, given_fields(task, argv))
+        return cross_validate(task, settings, engine.Hooks()) if settings.data.folds else engine.run(task, settings)
     print(json.dumps(report, indent=2))
     return report
 

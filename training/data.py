@@ -177,14 +177,16 @@ def load_splits(dataset: str, *, input_candidates: Sequence[str], input_column: 
                 train_split: str = "train", eval_split: str | None = None, val_fraction: float = 0.1,
                 group_column: str | None = None, seed: int = 0, max_train_samples: int | None = None,
                 max_eval_samples: int | None = None, input_flag: str = "--input-column",
-                adapt: Callable | None = None, hub_id: str | None = None) -> Splits:
+                adapt: Callable | None = None, hub_id: str | None = None, folds: int = 0) -> Splits:
     """Load `dataset` and return the training and validation rows with their label ids.
 
     Validation is the dataset's `validation` split (or `eval_split`); without one, `val_fraction` of the
-    training rows is carved out, stratified by label or held out by `group_column`. The `test` split is
-    never used for validation: it stays for `python -m training evaluate --split test`. `adapt(raw)` is a
-    task's dataset-specific mapping of the loaded DatasetDict (e.g. Speech Commands' 12 keywords).
-    `hub_id` is the Hub id a local `dataset` is a copy of; it is recorded beside the path.
+    training rows is carved out, stratified by label or held out by `group_column`. With `folds` (K-fold
+    cross-validation, training/folds.py) there is no validation split: every training row is in `train`,
+    and the folds are drawn from it later. The `test` split is never used for validation: it stays for
+    `python -m training evaluate --split test`. `adapt(raw)` is a task's dataset-specific mapping of the
+    loaded DatasetDict (e.g. Speech Commands' 12 keywords). `hub_id` is the Hub id a local `dataset` is a
+    copy of; it is recorded beside the path.
     """
     raw = load_raw(dataset, name=name, revision=revision)
     if adapt is not None:
@@ -203,24 +205,15 @@ def load_splits(dataset: str, *, input_candidates: Sequence[str], input_column: 
     train_y = label_ids(train, lab_col, labels, split=train_split)
     if eval_split is None and "validation" in raw:
         eval_split = "validation"
-    if eval_split is not None:
-        if eval_split not in raw:
-            raise DatasetError(f"{dataset}: no '{eval_split}' split; it has {list(raw)}.")
-        val = decode_off(raw[eval_split])
-        if len(val) == 0:
-            raise DatasetError(f"{dataset}: split '{eval_split}' is empty.")
-        val_y = label_ids(val, lab_col, labels, split=eval_split)
-        val_from = eval_split
+    where = dict(dataset=dataset, train_split=train_split, lab_col=lab_col, labels=labels)
+    if folds:
+        train, val, train_y, val_y, val_from = no_split(raw, train, train_y, eval_split, folds, group_column,
+                                                             **where)
+    elif eval_split is not None:
+        train, val, train_y, val_y, val_from = given_split(raw, train, train_y, eval_split, **where)
     else:
-        groups = None
-        if group_column:
-            detect_column(train, group_column, (), "group", "--group-column")
-            groups = train[group_column]
-        tr_rows, va_rows = carve_validation(train_y, val_fraction, seed, groups)
-        if not va_rows or not tr_rows:
-            raise DatasetError(f"{dataset}: too few rows ({len(train)}) to carve a validation split.")
-        train, val, val_y, train_y = train.select(tr_rows), train.select(va_rows), train_y[va_rows], train_y[tr_rows]
-        val_from = f"{train_split} (held out {val_fraction:g}" + (f" by {group_column})" if group_column else ", stratified)")
+        train, val, train_y, val_y, val_from = carved_split(train, train_y, val_fraction, seed, group_column,
+                                                                 **where)
     train, train_y = subsample(train, train_y, max_train_samples, seed)
     val, val_y = subsample(val, val_y, max_eval_samples, seed + 1)
     info = {"id": dataset, "hub_id": hub_id or (dataset if is_hub_id(dataset) else None), "name": name,
@@ -228,6 +221,73 @@ def load_splits(dataset: str, *, input_candidates: Sequence[str], input_column: 
             "train_split": train_split, "validation_split": val_from,
             "num_train": len(train), "num_validation": len(val)}
     return Splits(train, val, train_y, val_y, labels, in_col, lab_col, info)
+
+
+def given_split(raw, train, train_y, eval_split: str, *, dataset: str, train_split: str, lab_col: str,
+                     labels: list[str]):
+    """(train, val, train labels, val labels, where validation came from): the dataset's own split."""
+    if eval_split not in raw:
+        raise DatasetError(f"{dataset}: no '{eval_split}' split; it has {list(raw)}.")
+    val = decode_off(raw[eval_split])
+    if len(val) == 0:
+        raise DatasetError(f"{dataset}: split '{eval_split}' is empty.")
+    return train, val, train_y, label_ids(val, lab_col, labels, split=eval_split), eval_split
+
+
+def carved_split(train, train_y, val_fraction: float, seed: int, group_column: str | None, *, dataset: str,
+                      train_split: str, lab_col: str, labels: list[str]):
+    """(train, val, train labels, val labels, where validation came from): `val_fraction` of the training
+    rows, stratified by label or by whole groups."""
+    groups = None
+    if group_column:
+        detect_column(train, group_column, (), "group", "--group-column")
+        groups = train[group_column]
+    tr_rows, va_rows = carve_validation(train_y, val_fraction, seed, groups)
+    if not va_rows or not tr_rows:
+        raise DatasetError(f"{dataset}: too few rows ({len(train)}) to carve a validation split.")
+    val_from = f"{train_split} (held out {val_fraction:g}" + (f" by {group_column})" if group_column else ", stratified)")
+    return train.select(tr_rows), train.select(va_rows), train_y[tr_rows], train_y[va_rows], val_from
+
+
+def no_split(raw, train, train_y, eval_split: str | None, folds: int, group_column: str | None, *,
+                  dataset: str, train_split: str, lab_col: str, labels: list[str]):
+    """(train, an empty val, ...): K-fold cross-validation draws its folds from the training rows."""
+    if eval_split is not None:
+        raise DatasetError(f"--folds {folds}: {dataset} has a '{eval_split}' split; cross-validation draws its "
+                           "folds from a training split that has none. Drop --folds to validate on it.")
+    if folds < 2:
+        raise DatasetError(f"--folds {folds}: give 2 or more (0 turns cross-validation off).")
+    if group_column:
+        detect_column(train, group_column, (), "group", "--group-column")
+    by = f"by {group_column}" if group_column else "stratified by label"
+    return (train, train.select([]), train_y, train_y[:0],
+            f"{train_split}, {folds}-fold cross-validation {by} (every row scored by the fold run that did not "
+            "train on it)")
+
+
+def fold_of_rows(labels: torch.Tensor, folds: int, seed: int, groups: Sequence | None = None) -> np.ndarray:
+    """Each row's fold, 0 to folds - 1: whole groups dealt to the smallest fold so far, largest group first
+    (ties in a seeded order), or each label's rows dealt round the folds in a seeded order."""
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(len(labels), dtype=np.int64)
+    if groups is not None:
+        keys = sorted({str(g) for g in groups})
+        if len(keys) < folds:
+            raise DatasetError(f"--folds {folds}: the group column has {len(keys)} groups; each fold needs one.")
+        size = {k: 0 for k in keys}
+        for g in groups:
+            size[str(g)] += 1
+        order = sorted((keys[i] for i in rng.permutation(len(keys))), key=lambda k: -size[k])
+        load, chosen = [0] * folds, {}
+        for key in order:
+            chosen[key] = int(np.argmin(load))
+            load[chosen[key]] += size[key]
+        return np.array([chosen[str(g)] for g in groups], dtype=np.int64)
+    y = labels.numpy()
+    for label in np.unique(y):
+        rows = np.flatnonzero(y == label)
+        fold[rows[rng.permutation(len(rows))]] = (np.arange(len(rows)) + int(rng.integers(folds))) % folds
+    return fold
 
 
 def load_eval_split(dataset: str, split: str, labels: Sequence[str], *, input_candidates: Sequence[str],
@@ -280,8 +340,11 @@ def load_task_splits(task, data, task_config, seed: int, dataset=None) -> Splits
                            group_column=data.group_column, seed=seed,
                            max_train_samples=None if several else data.max_train_samples,
                            max_eval_samples=None if several else data.max_eval_samples, input_flag=task.input_flag,
-                           adapt=lambda raw: task.adapt_dataset(raw, task_config, seed), hub_id=hub_id)
+                           adapt=lambda raw: task.adapt_dataset(raw, task_config, seed), hub_id=hub_id,
+                           folds=data.folds)
 
+    if several and data.folds:
+        raise DatasetError(f"--folds {data.folds}: cross-validation takes one --dataset; give them one at a time.")
     parts = [load(*source) for source in sources]
     if not several:
         return parts[0]

@@ -30,7 +30,7 @@ from torch import nn
 
 from training import checkpoint as ckpt
 from training.cache import encode_split
-from training.data import load_task_splits
+from training.data import Splits, load_task_splits
 from training.distributed import all_reduce_sum, barrier, setup_distributed, shut_down
 from training.loop import (Cancelled, Hooks, calibrate, evaluate, steps_per_epoch, to_device_cache,
                            train_one_epoch)
@@ -47,29 +47,42 @@ from training.tasks import Task
 __all__ = ["Cancelled", "Hooks", "TrainingError", "calibrate", "evaluate", "run", "train_one_epoch"]
 
 
-def run(task: Task, settings: RunSettings, *, hooks: Hooks | None = None) -> dict:
+def run(task: Task, settings: RunSettings, *, hooks: Hooks | None = None, splits: Splits | None = None,
+        recipe: dict | None = None, validation: dict | None = None) -> dict:
     """Train `task` as `settings` say (train.output must be set); returns the best epoch's metrics,
     the history and timings (metrics.json's summary).
 
     `hooks` report progress to a caller and let it cancel: when `hooks.should_stop()` is True the run
     raises `Cancelled` after the current batch, and whatever it had written to train.output (task files,
-    the checkpoint and resume state of finished epochs) is left there for the caller to remove."""
-    setup, model = set_up(task, settings, hooks or Hooks())
+    the checkpoint and resume state of finished epochs) is left there for the caller to remove.
+
+    A K-fold cross-validation (--folds) runs through training/folds.py, whose runs are this function on
+    `splits` it gives (`recipe` is then the record of the recipe already applied to `settings`);
+    `validation` stands in for scoring the validation rows (the folds' scores, for the run on every row)."""
+    if settings.data.folds and splits is None:
+        raise TrainingError("--folds: a cross-validation runs through training.folds.cross_validate, which the "
+                            "command line calls.")
+    setup, model = set_up(task, settings, hooks or Hooks(), splits, recipe=recipe, validation=validation)
     state = start_training(setup, model)
     train_epochs(setup, state)
     return finish(setup, state)
 
 
-def set_up(task: Task, settings: RunSettings, hooks: Hooks) -> tuple[Setup, nn.Module]:
+def set_up(task: Task, settings: RunSettings, hooks: Hooks, splits: Splits | None = None, *,
+           recipe: dict | None = None, validation: dict | None = None) -> tuple[Setup, nn.Module]:
     """Data, settings, the model and the decoded tensors: everything but the optimiser before the first step."""
     t0 = time.perf_counter()
     check_starting_point(settings.train)
     rank, world, device = setup_distributed(settings.train.device)
     if settings.train.threads:
         torch.set_num_threads(settings.train.threads)
-    splits = load_task_splits(task, settings.data, settings.task, settings.train.seed)
-    setup = Setup(task, settings, rank, world, device, splits, hooks=hooks, t0=t0)
-    choose_recipe(setup)
+    if splits is None:
+        splits = load_task_splits(task, settings.data, settings.task, settings.train.seed)
+        settings, recipe = apply_recipe(task, splits, settings)
+    setup = Setup(task, settings, rank, world, device, splits, recipe=recipe, validation=validation, hooks=hooks, t0=t0)
+    if recipe:
+        setup.say(f"recipe: {recipe['name']} ({recipe['reason']}); the flags you give override it, --from-scratch "
+                  "turns it off")
     settle_config(setup)
     setup.say(f"{task.name}: {len(splits.train)} train / {len(splits.val)} validation rows, {len(splits.labels)} "
               f"labels, device {hardware(device, world)}")
@@ -83,26 +96,26 @@ def set_up(task: Task, settings: RunSettings, hooks: Hooks) -> tuple[Setup, nn.M
     return setup, model
 
 
-def choose_recipe(setup: Setup) -> None:
-    """The task's default recipe for this data (Task.recipe: a pretrained start, a resolution, a schedule)
-    in every setting the user did not give; none with --from-scratch, for a run continuing a checkpoint
-    (--init-from), or for settings built in code (RunSettings.given None). A checkpoint given with
-    --transfer-from defines the network: the recipe then sets no model setting."""
-    settings, given = setup.settings, setup.settings.given
+def apply_recipe(task: Task, splits: Splits, settings: RunSettings) -> tuple[RunSettings, dict | None]:
+    """(settings, the recipe's record for config.json): the task's default recipe for this data (Task.recipe:
+    a pretrained start, a resolution, a schedule) in every setting the user did not give; none with
+    --from-scratch, for a run continuing a checkpoint (--init-from), or for settings built in code
+    (RunSettings.given None). A checkpoint given with --transfer-from defines the network: the recipe then
+    sets no model setting."""
+    given = settings.given
     if given is None or settings.train.from_scratch or settings.train.init_from is not None:
-        return
-    recipe = setup.task.recipe(setup.splits, settings)
+        return settings, None
+    recipe = task.recipe(splits, settings)
     if recipe is None:
-        return
+        return settings, None
     model_fields = {f.name for f in fields(settings.task) if role_of(f) == "model"}
     task_values = {k: v for k, v in recipe.task.items()
                    if k not in given and not ("transfer_from" in given and k in model_fields)}
     train_values = {k: v for k, v in recipe.train.items() if k not in given}
-    setup.settings = replace(settings, task=setup.task.check(replace(settings.task, **task_values)),
-                             train=replace(settings.train, **train_values))
-    setup.recipe = {"name": recipe.name, "reason": recipe.reason,
-                    "settings": {k: json_value(v) for k, v in {**task_values, **train_values}.items()}}
-    setup.say(f"recipe: {recipe.name} ({recipe.reason}); the flags you give override it, --from-scratch turns it off")
+    settings = replace(settings, task=task.check(replace(settings.task, **task_values)),
+                       train=replace(settings.train, **train_values))
+    return settings, {"name": recipe.name, "reason": recipe.reason,
+                      "settings": {k: json_value(v) for k, v in {**task_values, **train_values}.items()}}
 
 
 def settle_config(setup: Setup) -> None:
@@ -151,7 +164,12 @@ def decode_splits(setup: Setup) -> None:
     if not setup.main:
         barrier()
     for name in ("train", "val"):
-        x, lengths = encode_split(setup.task, setup.config, getattr(setup.splits, name), setup.splits.input_column,
+        rows = getattr(setup.splits, name)
+        if len(rows) == 0:   # the run on every row of a cross-validation has no validation rows
+            setattr(setup, f"{name}_x", torch.zeros(0))
+            setattr(setup, f"{name}_len", torch.zeros(0, dtype=torch.long))
+            continue
+        x, lengths = encode_split(setup.task, setup.config, rows, setup.splits.input_column,
                                   workers=data.workers, desc=f"decode {'train' if name == 'train' else 'validation'}",
                                   show_progress=setup.show, use_cache=not data.no_cache)
         setattr(setup, f"{name}_x", to_device_cache(x, setup.device))
@@ -209,7 +227,7 @@ def train_epochs(setup: Setup, state: TrainingState) -> None:
         if state.lookahead is not None and epoch == train.epochs - 1:
             state.lookahead.finish(state.model)
         scores = validate(setup, state, epoch, stats)
-        bar.set_postfix(val_acc=f"{scores['accuracy']:.4f}", best=f"{state.best['accuracy']:.4f}")
+        bar.set_postfix(val_acc=f"{scores['accuracy']:.4f}", kept=f"{state.best['accuracy']:.4f}")
         if setup.main and setup.hooks.on_epoch is not None:
             setup.hooks.on_epoch(dict(state.history[-1]))
         if train.patience and state.stale >= train.patience:
@@ -232,21 +250,26 @@ def out_of_time(setup: Setup) -> bool:
 
 
 def validate(setup: Setup, state: TrainingState, epoch: int, stats: dict) -> dict:
-    """Score the epoch on the validation rows; keep the checkpoint if it is the best so far, and the
-    resume state in any case."""
-    cm, val_loss, by_dataset = evaluate_by_dataset(setup, state.model)
-    scores = from_confusion(cm, setup.splits.labels)
-    state.history.append({"epoch": epoch + 1, "train_loss": round(stats["train_loss"], 5),
-                          "val_loss": round(val_loss, 5), "val_accuracy": round(scores["accuracy"], 5),
-                          "val_macro_f1": round(scores["macro_f1"], 5), "samples_per_s": round(stats["samples_per_s"], 1),
+    """Score the epoch on the validation rows; keep the checkpoint if it is the best so far (--keep best)
+    or in any case (--keep last), and the resume state in any case."""
+    row = {"epoch": epoch + 1, "train_loss": round(stats["train_loss"], 5)}
+    if setup.validation is not None:   # every row trains this run: its validation is the folds'
+        scores, cm, val_loss = setup.validation["scores"], torch.tensor(setup.validation["confusion"]), None
+    else:
+        cm, val_loss, by_dataset = evaluate_by_dataset(setup, state.model)
+        scores = {**from_confusion(cm, setup.splits.labels), **({"by_dataset": by_dataset} if by_dataset else {})}
+        row.update(val_loss=round(val_loss, 5), val_accuracy=round(scores["accuracy"], 5),
+                   val_macro_f1=round(scores["macro_f1"], 5))
+    state.history.append({**row, "samples_per_s": round(stats["samples_per_s"], 1),
                           "seconds": round(stats["train_seconds"], 2)})
     best = state.best
     # Ties (common on a validation set of a few examples) go to the lower validation loss.
-    improved = best is None or (scores["accuracy"], -round(val_loss, 5)) > (best["accuracy"], -best.get("val_loss", 0.0))
+    improved = (setup.settings.train.keep == "last" or val_loss is None or best is None
+                or (scores["accuracy"], -round(val_loss, 5)) > (best["accuracy"], -best.get("val_loss", 0.0)))
     state.stale, state.epoch = 0 if improved else state.stale + 1, epoch + 1
     if improved:
-        state.best = {**scores, "epoch": epoch + 1, "val_loss": round(val_loss, 5), "confusion": cm.tolist(),
-                      **({"by_dataset": by_dataset} if by_dataset else {})}
+        state.best = {**scores, "epoch": epoch + 1, "confusion": cm.tolist(),
+                      **({"val_loss": round(val_loss, 5)} if val_loss is not None else {})}
     if setup.main:
         if improved:
             ckpt.save_checkpoint(setup.out, state.model, checkpoint_config(
@@ -290,14 +313,16 @@ def finish(setup: Setup, state: TrainingState) -> dict:
 
         out, splits = setup.out, setup.splits
         state.model.load_state_dict(ckpt.read_weights(out))    # the best epoch's weights, as shipped
-        summary["best"]["unsure"] = calibrate(state.model, setup.task, setup.config, setup.val_x, setup.val_len,
-                                              splits.val_labels, batch_size=setup.eval_batch_size, device=setup.device)
+        summary["best"]["unsure"] = setup.validation["unsure"] if setup.validation is not None else calibrate(
+            state.model, setup.task, setup.config, setup.val_x, setup.val_len, splits.val_labels,
+            batch_size=setup.eval_batch_size, device=setup.device)
         record_unsure_threshold(out, summary["best"]["unsure"])
         write_reports(out, summary, torch.tensor(best["confusion"]), splits.labels, state.history, stages=setup.stages,
                       train_args=run_record(setup.task, setup.settings), title=curves_title(out.name, splits.info),
                       confusion_title=confusion_title(out.name, splits.info))
         write_model_card(out)   # README.md: the folder is a Hub model repository as it stands
-        setup.say(f"best validation accuracy {result['accuracy']:.4f} (macro-F1 {result['macro_f1']:.4f}) at epoch "
-                  f"{result['epoch']}; checkpoint in {out}")
+        which = "cross-validated" if setup.validation is not None else "best validation"
+        setup.say(f"{which} accuracy {result['accuracy']:.4f} (macro-F1 {result['macro_f1']:.4f}), the checkpoint "
+                  f"at epoch {result['epoch']}, in {out}")
     shut_down(setup.world)
     return summary

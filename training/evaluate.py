@@ -45,6 +45,10 @@ def run_evaluate(checkpoint, dataset: str, *, split: str = "validation", dataset
                                         adapt=lambda raw: task.adapt_dataset(raw, task_config, seed))
         scored = split
     except MissingSplit:
+        if split == "validation" and cross_validated(config):
+            raise MissingSplit(f"{checkpoint} was cross-validated ({config['dataset']['folds']} folds): the model kept "
+                               "trained on every row of its training split, and its recorded validation is the fold "
+                               "runs' (out of fold). Score it on another split, e.g. --split test.") from None
         if split != "validation" or not carved_validation(config):
             raise
         ds, y, column, scored = recorded_validation_rows(config, dataset, checkpoint)
@@ -96,6 +100,11 @@ def recorded_validation_rows(config: dict, dataset: str, checkpoint):
             f"validation (carved from {match[0].get('train_split', 'train')} as recorded, this dataset's rows)")
 
 
+def cross_validated(config: dict) -> bool:
+    """Whether the checkpoint's model trained on every row of its split (--folds): it has no held-out rows."""
+    return bool(config.get("dataset", {}).get("folds"))
+
+
 def carved_validation(config: dict) -> bool:
     """Whether the checkpoint's run held its validation rows out of its training split (no validation
     split of its own, and none named with --eval-split)."""
@@ -133,6 +142,10 @@ def recorded_validation(folder, dataset: str | None = None, *, device: str | Non
     """The checkpoint in `folder`, loaded, with its run's validation rows rebuilt and decoded."""
     device = pick_device(device)
     model, config, task_config = ckpt.load_model(folder, device)
+    if cross_validated(config):
+        raise ckpt.CheckpointError(f"{folder} was cross-validated ({config['dataset']['folds']} folds): it trained on "
+                                   "every row, so it has no held-out rows to score again; its recorded validation, "
+                                   "confusion matrix and unsure threshold come from the fold runs (out of fold).")
     task = get_task(config["task"])
     splits = recorded_splits(config, dataset, where=folder)
     data, lengths = encode_split(task, task_config, splits.val, splits.input_column, workers=workers,

@@ -222,6 +222,11 @@ class DataSettings:
                                       "split, stratified by label")
     group_column: str | None = option(None, "hold out whole groups (e.g. speaker_id) for validation instead of "
                                             "stratifying", type=str)
+    folds: int = option(0, "cross-validate with this many folds (2 or more) instead of one validation split: each "
+                           "fold's run trains on the other folds and is scored on its own (whole groups with "
+                           "--group-column, else stratified by label); the model kept then trains on every row for "
+                           "the same epochs, and its recorded validation is every row scored by the fold run that "
+                           "did not train on it; 0 = off")
     max_train_samples: int | None = option(None, "use at most this many training rows", type=int)
     max_eval_samples: int | None = option(None, "use at most this many validation rows", type=int)
     workers: int = option(help="processes decoding the data once before training", default_factory=default_workers)
@@ -283,7 +288,11 @@ class TrainSettings:
     balanced_sampling: bool = option(False, "draw each epoch's rows (as many as the training split has) with "
                                             "replacement, every label equally likely, for imbalanced data",
                                      negatable=True)
-    patience: int = option(0, "stop after this many epochs without a better validation accuracy; 0 = never")
+    patience: int = option(0, "stop after this many epochs without a better validation accuracy; 0 = never (with "
+                              "--keep best)")
+    keep: str = option("best", "the epoch the checkpoint holds: best (the highest validation accuracy; ties to the "
+                               "lower loss) or last (a fixed schedule, so that the recorded validation figure is "
+                               "not the best of several noisy ones)", choices=("best", "last"))
     seed: int = option(0, "seed of the carved validation split, the initialisation and the batch order")
     device: str | None = option(None, "cuda, cuda:1, mps or cpu (default: cuda, then mps, then cpu)", type=str)
     threads: int = option(0, "CPU threads for torch; 0 = torch's default")

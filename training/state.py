@@ -35,6 +35,7 @@ class Setup:
     splits: Splits
     config: object = None            # the task's settings, as trained (fitted, or from --init-from / --resume)
     recipe: dict | None = None       # the default recipe chosen from the data, as config.json records it
+    validation: dict | None = None   # a cross-validation's out-of-fold scores, for its run on every row
     parent: dict | None = None       # --init-from: what the starting checkpoint recorded
     transferred: dict | None = None  # --transfer-from: config.json's transferred_from
     stages: list = field(default_factory=list)   # --init-from: the earlier runs' epochs, for metrics.json
