@@ -27,6 +27,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from training.errors import TriptychError
+
 REPO = Path(__file__).resolve().parents[1]
 # Top-level files and folders a Space needs: what app.py imports, the checkpoints it serves, its config.
 SPACE_PATHS = ("app.py", "requirements.txt", "README.md", "LICENSE", "demo", "training", "checkpoints")
@@ -47,7 +49,7 @@ LFS_SIZE = 1024 * 1024
 LFS_RULE = "filter=lfs diff=lfs merge=lfs -text"
 
 
-class SpaceError(RuntimeError):
+class SpaceError(TriptychError):
     """A deploy that cannot go ahead; the message says why and what to do."""
 
 

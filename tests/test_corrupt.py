@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from training.errors import SettingsError
 from training.tasks import get_task
 from training.tasks.speech.corrupt import CORRUPTIONS, NOISE_SNR_DB, corrupt, rms
 
@@ -57,9 +58,9 @@ def test_reverb_spreads_a_click_over_the_room():
 
 
 def test_unknown_corruptions_and_tasks_without_any_are_refused():
-    with pytest.raises(ValueError, match="reverb, noise, telephone"):
+    with pytest.raises(SettingsError, match="reverb, noise, telephone"):
         get_task("speech").corrupt(get_task("speech").Config(), tone(440), "underwater")
-    with pytest.raises(ValueError, match="the image task has no such corruption; it has none"):
+    with pytest.raises(SettingsError, match="the image task has no such corruption; it has none"):
         get_task("image").corrupt(None, torch.zeros(1, 3, 8, 8), "reverb")
 
 

@@ -13,6 +13,7 @@ from conftest import make_image_parquet, task_settings
 from safetensors.torch import load_file
 
 from training.cli import main
+from training.errors import SettingsError
 from training.tasks import get_task
 from training.tasks import image as image_task
 
@@ -179,5 +180,5 @@ def test_cutout_applies_in_training_only():
 
 @pytest.mark.parametrize("value", ["-1", "33"])
 def test_cutout_beyond_the_image_is_refused(value):
-    with pytest.raises(ValueError, match=f"--cutout {value}: choose from 0"):
+    with pytest.raises(SettingsError, match=f"--cutout {value}: choose from 0"):
         task_settings("image", "--cutout", value)

@@ -12,6 +12,7 @@ import torch
 
 from conftest import task_settings
 from training import weights
+from training.errors import SettingsError
 from training.tasks.image import TASK, ImageConfig, build_model, classifier_head, fit_square, make_batch, scale_crop_flip
 
 LITE0 = ImageConfig(architecture="efficientnet_lite0", pretrained=True, image_size=64, cache_size=32)
@@ -88,9 +89,9 @@ def test_no_source_offline_is_a_clear_error_never_a_random_init(monkeypatch):
 
 
 def test_flags_refuse_what_has_no_weights():
-    with pytest.raises(ValueError, match="resnet20 has no pretrained weights"):
+    with pytest.raises(SettingsError, match="resnet20 has no pretrained weights"):
         task_settings("image", "--pretrained")
-    with pytest.raises(ValueError, match="--weights: give --pretrained too"):
+    with pytest.raises(SettingsError, match="--weights: give --pretrained too"):
         task_settings("image", "--model", "efficientnet_lite0", "--weights", "x.pt")
 
 

@@ -12,6 +12,7 @@ import torch
 from test_speech import TINY, make_audio_parquet
 
 from training.data import DatasetError, load_task_splits
+from training.errors import SettingsError
 from training.settings import DataSettings, to_record
 from training.tasks import get_task
 
@@ -63,7 +64,7 @@ def test_a_flag_given_twice_for_one_dataset_is_refused(capsys):
     with pytest.raises(SystemExit):
         parse("--dataset", "a", "--dataset-id", "o/a", "--dataset-id", "o/b")
     assert "given twice for one --dataset" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="owner/name"):
+    with pytest.raises(SettingsError, match="owner/name"):
         DataSettings(dataset=("a", "b"), dataset_id=(None, "not an id"))
 
 

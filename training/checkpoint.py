@@ -21,13 +21,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from training.errors import SettingsError, TriptychError
+
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 RESUME_NAME = "resume.pt"
 
 
-class CheckpointError(Exception):
+class CheckpointError(TriptychError):
     """A checkpoint folder that cannot be used; the message names the file and what is wrong."""
 
 
@@ -106,6 +108,7 @@ def load_model(folder: str | os.PathLike, device: torch.device | str = "cpu"):
     one the task's code provides; a mismatch is an error, never `strict=False` or different features.
     """
     from training.tasks import get_task
+    from training.tasks.base import FeatureVersionError
 
     folder = Path(folder)
     config = read_config(folder)
@@ -115,12 +118,12 @@ def load_model(folder: str | os.PathLike, device: torch.device | str = "cpu"):
         raise CheckpointError(f"{folder / CONFIG_NAME}: unknown task {config['task']!r}.") from None
     try:
         task_config = task.config_from_checkpoint(config)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, SettingsError) as e:
         raise CheckpointError(f"{folder / CONFIG_NAME}: the 'model' entry does not describe a {task.name} "
                               f"model ({e}).") from None
     try:
         task.check_feature_version(config.get("preprocessing", {}))
-    except ValueError as e:
+    except FeatureVersionError as e:
         raise CheckpointError(f"{folder / CONFIG_NAME}: {e}") from None
     task.load_extra(task_config, folder)
     model = task.build_model(task_config, len(config["labels"]))

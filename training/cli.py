@@ -1,15 +1,14 @@
-"""`python -m training ...`: parse the command line (training/parser.py), run the command, report errors
-in words. `main(argv)` runs in-process, as the tests call it."""
+"""`python -m training ...`: parse the command line (training/parser.py), run the command, report the
+project's own errors in words (training/errors.py). `main(argv)` runs in-process, as the tests call it."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
-from training.checkpoint import CheckpointError
-from training.data import DatasetError
+from training.errors import TriptychError
 from training.parser import get_args_parser, given_fields, run_settings
-from training.records import TrainingError
 from training.tasks import get_task
 
 
@@ -48,11 +47,18 @@ def run_command(args, argv: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run one command. The project's own errors (TriptychError: bad data, settings, checkpoints...) end it
+    with their message; anything else is a bug and raises with its traceback. `--debug` (or TRIPTYCH_DEBUG=1)
+    shows the traceback of the project's own errors too."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv or os.environ.get("TRIPTYCH_DEBUG") == "1"
+    argv = [a for a in argv if a != "--debug"]
     args = get_args_parser().parse_args(argv)
     try:
         return run_command(args, argv)
-    except (DatasetError, CheckpointError, TrainingError, ValueError, RuntimeError) as e:
+    except TriptychError as e:
+        if debug:
+            raise
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit("interrupted: the last finished epoch is saved; run the same command with --resume to continue.")

@@ -17,6 +17,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from training.errors import TriptychError
+
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 LABEL_COLUMNS = ("label", "labels")
 # Hub datasets whose main branch is a loading script, which datasets 5 no longer runs: their parquet
@@ -25,7 +27,7 @@ PARQUET_EXPORTS = {"google/speech_commands": "v0.02"}
 PARQUET_REVISION = "refs/convert/parquet"
 
 
-class DatasetError(Exception):
+class DatasetError(TriptychError):
     """A dataset that cannot be used as asked; the message says what to change."""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from training.errors import SettingsError
+
 
 def pick_device(requested: str | None = None) -> torch.device:
     """Return `requested` if it is usable, else the best available device.
@@ -12,12 +14,15 @@ def pick_device(requested: str | None = None) -> torch.device:
     asked for `cuda` and gets the CPU would wait hours without knowing why.
     """
     if requested:
-        device = torch.device(requested)
+        try:
+            device = torch.device(requested)
+        except RuntimeError:
+            raise SettingsError(f"--device {requested}: not a device; give cuda, cuda:1, mps or cpu.") from None
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"--device {requested}: CUDA is not available on this machine "
-                               "(no NVIDIA GPU or a CPU-only torch build). Leave --device out to use the CPU.")
+            raise SettingsError(f"--device {requested}: CUDA is not available on this machine "
+                                "(no NVIDIA GPU or a CPU-only torch build). Leave --device out to use the CPU.")
         if device.type == "mps" and not torch.backends.mps.is_available():
-            raise RuntimeError(f"--device {requested}: Apple MPS is not available on this machine.")
+            raise SettingsError(f"--device {requested}: Apple MPS is not available on this machine.")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")

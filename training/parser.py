@@ -96,7 +96,9 @@ def get_args_parser(suppress: bool = False) -> argparse.ArgumentParser:
     """The whole command line. With `suppress`, a task's flags that are not given leave nothing in the
     namespace: what is left names the flags given (`given_fields`)."""
     parser = argparse.ArgumentParser(prog="python -m training", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="--debug (anywhere, or TRIPTYCH_DEBUG=1): show the traceback of an error "
+                                            "the command reports in words")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in task_names():
         task = get_task(name)

@@ -10,11 +10,16 @@ from pathlib import Path
 
 from training import checkpoint as ckpt
 from training.card import CARD_NAME, write_model_card
+from training.errors import TriptychError
 from training.tasks import get_task
 
 # Needed only to continue a run on the machine that trained it (besides each task's `local_files`).
 LOCAL_ONLY = [ckpt.RESUME_NAME, "*.tmp", ".*"]
 
+
+
+class PushError(TriptychError):
+    """A checkpoint that could not be uploaded to the Hub; the message says why and what to do."""
 
 def local_patterns(config: dict) -> list[str]:
     """File patterns of a checkpoint folder that stay on the machine that trained it: never pushed."""
@@ -40,5 +45,5 @@ def push(folder, repo_id: str, *, private: bool = False, token: str | None = Non
                                  ignore_patterns=local_patterns(config),
                                  commit_message=message)
     except Exception as e:   # offline, no token, no write access: say so instead of a traceback
-        raise RuntimeError(f"could not push {folder} to the Hub repository {repo_id}: {type(e).__name__}: {str(e).rstrip('.')}. "
-                           "Check your network connection and log in with `hf auth login` (or pass --token).") from None
+        raise PushError(f"could not push {folder} to the Hub repository {repo_id}: {type(e).__name__}: {str(e).rstrip('.')}. "
+                        "Check your network connection and log in with `hf auth login` (or pass --token).") from None

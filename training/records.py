@@ -20,11 +20,12 @@ import torch
 
 from training import checkpoint as ckpt
 from training.device import describe
+from training.errors import TriptychError
 from training.settings import DataSettings, RunSettings, TrainSettings, from_record, json_value, to_record
 from training.tasks import Task, get_task
 
 
-class TrainingError(Exception):
+class TrainingError(TriptychError):
     """A run that cannot go on; the message says what happened and what was kept."""
 
 

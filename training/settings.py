@@ -19,6 +19,8 @@ import re
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable
 
+from training.errors import SettingsError
+
 ROLES = ("model", "train", "fitted")
 
 
@@ -188,10 +190,10 @@ HUB_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
 
 
 def check_hub_id(value: str, flag: str = "--dataset-id") -> str:
-    """`value` if it has the form of a Hugging Face Hub id, owner/name; else a ValueError that says so."""
+    """`value` if it has the form of a Hugging Face Hub id, owner/name; else a SettingsError that says so."""
     parts = value.split("/")
     if len(parts) != 2 or not all(HUB_ID.fullmatch(p) and "--" not in p and ".." not in p for p in parts):
-        raise ValueError(f"{flag} {value!r}: expected a Hugging Face Hub dataset id of the form owner/name "
+        raise SettingsError(f"{flag} {value!r}: expected a Hugging Face Hub dataset id of the form owner/name "
                          "(e.g. uoft-cs/cifar10): letters, digits, '-', '_' and '.', one '/'.")
     return value
 
@@ -238,7 +240,7 @@ class DataSettings:
         for name in ("dataset_id", "dataset_config", "revision"):
             values = per_source(getattr(self, name))
             if len(values) > n:
-                raise ValueError(f"--{name.replace('_', '-')}: given {len(values)} times for {n} --dataset")
+                raise SettingsError(f"--{name.replace('_', '-')}: given {len(values)} times for {n} --dataset")
             setattr(self, name, values + (None,) * (n - len(values)))
         for hub_id in self.dataset_id:
             if hub_id is not None:

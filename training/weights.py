@@ -27,8 +27,10 @@ from typing import Callable
 import torch
 from torch import nn
 
+from training.errors import TriptychError
 
-class WeightsError(RuntimeError):
+
+class WeightsError(TriptychError):
     """Pretrained weights that cannot be had or do not fit; the message says what to do."""
 
 

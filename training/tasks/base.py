@@ -68,6 +68,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from training.errors import SettingsError, TriptychError
 from training.settings import fields_with_role, from_dict, record_fields
 
 
@@ -109,7 +110,7 @@ class InputError(ValueError):
     message says why in words and is shown to that user as it is."""
 
 
-class FeatureVersionError(ValueError):
+class FeatureVersionError(TriptychError):
     """A checkpoint whose preprocessing version this code does not provide."""
 
 
@@ -244,7 +245,7 @@ class Task:
     def corrupt(self, config, data: torch.Tensor, name: str, seed: int = 0) -> torch.Tensor:
         """Decoded evaluation rows (as `encode` made them) corrupted by `name`; see `corruptions`."""
         have = f"its corruptions are {', '.join(self.corruptions)}" if self.corruptions else "it has none"
-        raise ValueError(f"--corrupt {name!r}: the {self.name} task has no such corruption; {have}.")
+        raise SettingsError(f"--corrupt {name!r}: the {self.name} task has no such corruption; {have}.")
 
     def sample_input(self, config) -> Any:
         """A synthetic raw input for the demo's start-up warm-up; None skips the warm-up."""

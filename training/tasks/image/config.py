@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from training.errors import SettingsError
 from training.settings import option
 from training.weights import SPECS
 
@@ -83,18 +84,18 @@ class ImageConfig:
 def check(config: ImageConfig) -> ImageConfig:
     """Refuse impossible settings, naming their flags."""
     if config.architecture not in ARCHITECTURES:
-        raise ValueError(f"--model {config.architecture!r}: unknown architecture; choose one of {ARCHITECTURES}.")
+        raise SettingsError(f"--model {config.architecture!r}: unknown architecture; choose one of {ARCHITECTURES}.")
     if config.pretrained and config.architecture not in PRETRAINED_ARCHITECTURES:
-        raise ValueError(f"--pretrained: {config.architecture} has no pretrained weights; choose one of "
+        raise SettingsError(f"--pretrained: {config.architecture} has no pretrained weights; choose one of "
                          f"{', '.join(PRETRAINED_ARCHITECTURES)} or train it from scratch.")
     if config.weights and not config.pretrained:
-        raise ValueError("--weights: give --pretrained too (the file holds the pretrained weights to start from).")
+        raise SettingsError("--weights: give --pretrained too (the file holds the pretrained weights to start from).")
     for flag, value in (("--image-size", config.image_size), ("--cache-size", config.cache_size or 8),
                         ("--train-size", config.train_size or 8)):
         if value < 8:
-            raise ValueError(f"{flag} {value}: must be at least 8.")
+            raise SettingsError(f"{flag} {value}: must be at least 8.")
     if not 0.05 <= config.crop_scale <= 1:
-        raise ValueError(f"--crop-scale {config.crop_scale}: choose from 0.05 to 1.")
+        raise SettingsError(f"--crop-scale {config.crop_scale}: choose from 0.05 to 1.")
     if not 0 <= config.cutout <= config.image_size:
-        raise ValueError(f"--cutout {config.cutout}: choose from 0 (off) to --image-size ({config.image_size}).")
+        raise SettingsError(f"--cutout {config.cutout}: choose from 0 (off) to --image-size ({config.image_size}).")
     return config

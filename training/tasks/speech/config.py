@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from training.errors import SettingsError
 from training.settings import option
 
 SAMPLE_RATE = 16_000          # Speech Commands' rate; speech below 8 kHz carries the words
@@ -67,12 +68,12 @@ class SpeechConfig:
 def check(config: SpeechConfig) -> SpeechConfig:
     """Refuse impossible settings, naming their flags."""
     if not 4_000 <= config.sample_rate <= 48_000:
-        raise ValueError(f"--sample-rate {config.sample_rate}: choose a rate from 4000 to 48000 Hz.")
+        raise SettingsError(f"--sample-rate {config.sample_rate}: choose a rate from 4000 to 48000 Hz.")
     if not 0.1 <= config.clip_seconds <= 10:
-        raise ValueError(f"--clip-seconds {config.clip_seconds}: choose from 0.1 to 10 seconds.")
+        raise SettingsError(f"--clip-seconds {config.clip_seconds}: choose from 0.1 to 10 seconds.")
     if not 8 <= config.n_mels <= 128:
-        raise ValueError(f"--n-mels {config.n_mels}: choose from 8 to 128.")
+        raise SettingsError(f"--n-mels {config.n_mels}: choose from 8 to 128.")
     if config.cell not in CELLS:
-        raise ValueError(f"--cell {config.cell!r}: choose one of {CELLS}.")
+        raise SettingsError(f"--cell {config.cell!r}: choose one of {CELLS}.")
     config.snr_db = tuple(config.snr_db)
     return config

@@ -21,6 +21,8 @@ from functools import lru_cache
 
 import torch
 
+from training.errors import SettingsError
+
 CORRUPTIONS = ("reverb", "noise", "telephone")
 RT60 = 0.5              # seconds for the reverberation to decay by 60 dB
 NOISE_SNR_DB = 10.0
@@ -30,7 +32,7 @@ PHONE_RATE, PHONE_LOW, PHONE_HIGH = 8000, 300.0, 3400.0
 def corrupt(waves: torch.Tensor, sample_rate: int, name: str, seed: int = 0) -> torch.Tensor:
     """`waves` (batch, samples) corrupted by `name` (one of CORRUPTIONS), same shape and dtype."""
     if name not in CORRUPTIONS:
-        raise ValueError(f"--corrupt {name!r}: the speech task's corruptions are {', '.join(CORRUPTIONS)}.")
+        raise SettingsError(f"--corrupt {name!r}: the speech task's corruptions are {', '.join(CORRUPTIONS)}.")
     x = waves.float()
     g = torch.Generator().manual_seed(seed)
     if name == "reverb":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from training.errors import SettingsError
 from training.settings import option
 
 CELLS = ("gru", "lstm")
@@ -33,15 +34,15 @@ class TextConfig:
 def check(config: TextConfig) -> TextConfig:
     """Refuse impossible settings, naming their flags."""
     if config.architecture != "rnn":
-        raise ValueError(f"unknown architecture {config.architecture!r}")
+        raise SettingsError(f"unknown architecture {config.architecture!r}")
     for f in ("vocab_size", "max_tokens", "embedding_size", "hidden_size", "layers"):
         if getattr(config, f) < 1:
-            raise ValueError(f"--{f.replace('_', '-')} {getattr(config, f)}: must be at least 1.")
+            raise SettingsError(f"--{f.replace('_', '-')} {getattr(config, f)}: must be at least 1.")
     if config.vocab_size < 3:
-        raise ValueError(f"--vocab-size {config.vocab_size}: must be at least 3 ([PAD], [UNK] and a word).")
+        raise SettingsError(f"--vocab-size {config.vocab_size}: must be at least 3 ([PAD], [UNK] and a word).")
     for f in ("dropout", "token_dropout"):
         if not 0 <= getattr(config, f) < 1:
-            raise ValueError(f"--{f.replace('_', '-')} {getattr(config, f)}: must be in [0, 1).")
+            raise SettingsError(f"--{f.replace('_', '-')} {getattr(config, f)}: must be in [0, 1).")
     if config.cell not in CELLS or config.pooling not in POOLINGS:
-        raise ValueError(f"cell {config.cell!r} / pooling {config.pooling!r}: expected one of {CELLS} / {POOLINGS}.")
+        raise SettingsError(f"cell {config.cell!r} / pooling {config.pooling!r}: expected one of {CELLS} / {POOLINGS}.")
     return config
