@@ -25,8 +25,6 @@ REPO = Path(__file__).resolve().parents[1]
 # Hub layout), beside the repository or wherever TRIPTYCH_DATA points; tests that need them skip without.
 SHARED_DATA = Path(os.environ.get("TRIPTYCH_DATA", REPO.parent / "shared" / "data"))
 CHROMIUM = "/usr/bin/chromium"
-if str(REPO) not in sys.path:   # `pytest` (not `python -m pytest`) does not put the repo root on sys.path
-    sys.path.insert(0, str(REPO))
 
 
 def task_settings(task_name: str, *argv: str):
