@@ -95,6 +95,8 @@ def test_the_plain_command_fine_tunes_with_the_recipe_and_records_it(tmp_path, c
     assert config["train_args"]["epochs"] == 1 and config["train_args"]["model"] == "efficientnet_lite0"
     assert config["model"]["pretrained"] and config["model"]["cache_size"] == 24
     assert config["pretrained"]["license"] == "Apache-2.0"
+    for unused in ("width", "widths", "tta"):   # ResNet-20's and airbench's sizes, which EfficientNet does not use
+        assert unused not in config["model"] and unused not in config["train_args"]
     assert "Recipe: efficientnet_lite0 from ImageNet weights" in (out / "README.md").read_text()
 
 

@@ -8,40 +8,31 @@ import os
 import sys
 
 from training.errors import TriptychError
-from training.parser import get_args_parser, given_fields, run_settings
+from training.parser import COMMANDS, command_settings, get_args_parser, given_fields, run_settings
 from training.tasks import get_task
 
 
 def run_command(args, argv: list[str]) -> dict:
-    if args.command == "evaluate":
-        from training.evaluate import run_evaluate
-        report = run_evaluate(args.checkpoint, args.dataset, split=args.split, dataset_config=args.dataset_config,
-                              revision=args.revision, input_column=args.input_column,
-                              label_column=args.label_column, max_samples=args.max_samples,
-                              batch_size=args.batch_size, device=args.device, workers=args.workers,
-                              report_dir=args.report_dir, corrupt=args.corrupt, predictions=args.predictions)
-    elif args.command == "calibrate":
-        from training.evaluate import run_calibrate
-        report = run_calibrate(args.checkpoint, args.dataset, device=args.device, workers=args.workers)
-    elif args.command == "report":
-        from training.evaluate import run_report
-        report = run_report(args.checkpoint, args.dataset, device=args.device, workers=args.workers)
-    elif args.command == "card":
-        from training.card import write_model_card
-        path = write_model_card(args.checkpoint, args.dataset_id)
-        print(path)
-        return {"card": str(path)}
-    elif args.command == "push":
-        from training.push import push
-        info = push(args.checkpoint, args.repo_id, private=args.private, token=args.token, dataset_id=args.dataset_id)
-        print(getattr(info, "commit_url", info))
-        return {"commit": str(getattr(info, "commit_url", info))}
-    else:
+    if args.command not in COMMANDS:
         from training import engine
         from training.folds import cross_validate
         task = get_task(args.command)
         settings = run_settings(task, args, given_fields(task, argv))
         return cross_validate(task, settings, engine.Hooks()) if settings.data.folds else engine.run(task, settings)
+    s = vars(command_settings(args))
+    if args.command == "card":
+        from training.card import write_model_card
+        path = write_model_card(s["checkpoint"], s["dataset_id"])
+        print(path)
+        return {"card": str(path)}
+    if args.command == "push":
+        from training.push import push
+        info = push(s.pop("checkpoint"), s.pop("repo_id"), **s)
+        print(getattr(info, "commit_url", info))
+        return {"commit": str(getattr(info, "commit_url", info))}
+    from training import evaluate
+    run = {"evaluate": evaluate.run_evaluate, "calibrate": evaluate.run_calibrate, "report": evaluate.run_report}
+    report = run[args.command](s.pop("checkpoint"), s.pop("dataset"), **s)
     print(json.dumps(report, indent=2))
     return report
 

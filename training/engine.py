@@ -101,16 +101,16 @@ def apply_recipe(task: Task, splits: Splits, settings: RunSettings) -> tuple[Run
     a pretrained start, a resolution, a schedule) in every setting the user did not give; none with
     --from-scratch, for a run continuing a checkpoint (--init-from), or for settings built in code
     (RunSettings.given None). A checkpoint given with --transfer-from defines the network: the recipe then
-    sets no model setting."""
+    sets none of its network settings."""
     given = settings.given
     if given is None or settings.train.from_scratch or settings.train.init_from is not None:
         return settings, None
     recipe = task.recipe(splits, settings)
     if recipe is None:
         return settings, None
-    model_fields = {f.name for f in fields(settings.task) if role_of(f) == "model"}
+    network = {f.name for f in fields(settings.task) if role_of(f) == "network"}
     task_values = {k: v for k, v in recipe.task.items()
-                   if k not in given and not ("transfer_from" in given and k in model_fields)}
+                   if k not in given and not ("transfer_from" in given and k in network)}
     train_values = {k: v for k, v in recipe.train.items() if k not in given}
     settings = replace(settings, task=task.check(replace(settings.task, **task_values)),
                        train=replace(settings.train, **train_values))

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from training.settings import (DataSettings, RunSettings, TrainSettings, add_flags, cli_fields, default_workers,
-                               dest_of, from_flags)
+from training.commands import CalibrateSettings, CardSettings, EvaluateSettings, PushSettings, ReportSettings
+from training.settings import DataSettings, RunSettings, TrainSettings, add_flags, cli_fields, dest_of, from_flags
 from training.tasks import Task, get_task, task_names
 
 DESCRIPTION = """Fine-tune and score Triptych's classifiers.
@@ -36,60 +36,16 @@ def add_task_arguments(p: argparse.ArgumentParser, task: Task, suppress: bool = 
     add_flags(p, TrainSettings, defaults=task.train_defaults, title="training", suppress=suppress)
 
 
-def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder (model.safetensors + config.json)")
-    p.add_argument("--dataset", required=True, help="Hub id, local folder or data file")
-    p.add_argument("--dataset-config", default=None)
-    p.add_argument("--revision", default=None)
-    p.add_argument("--split", default="validation",
-                   help="split to score (default: %(default)s; on a dataset without one, the validation rows the "
-                        "checkpoint's run carved from train, as it recorded)")
-    p.add_argument("--input-column", default=None, help="input column (default: auto for the task)")
-    p.add_argument("--label-column", default=None)
-    p.add_argument("--max-samples", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default=None)
-    p.add_argument("--workers", type=int, default=default_workers())
-    p.add_argument("--report-dir", default=None, help="also write metrics.json and confusion_matrix.png here")
-    p.add_argument("--predictions", default=None, metavar="FILE",
-                   help="also write every row's probabilities to this JSON-lines file (row, input, label, predicted, "
-                        "probabilities)")
-    p.add_argument("--corrupt", default=None, metavar="NAME",
-                   help="score a corrupted copy of the split: speech has reverb (a room, RT60 0.5 s), noise (white, "
-                        "10 dB SNR) and telephone (8 kHz, 300-3400 Hz)")
-
-
-def add_card_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
-    p.add_argument("--dataset-id", default=None,
-                   help="the dataset's Hub id (owner/name) for the card (default: the one recorded at training "
-                        "time by --dataset-id or a Hub id --dataset)")
-
-
-def add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
-    p.add_argument("--dataset", default=None, action="append",
-                   help="the dataset it was trained on (default: the path recorded in config.json); repeated, in "
-                        "the recorded order, for a run on several")
-    p.add_argument("--device", default=None)
-    p.add_argument("--workers", type=int, default=default_workers())
-
-
-def add_report_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
-    p.add_argument("--dataset", default=None, action="append",
-                   help="only for a checkpoint whose metrics.json holds no confusion matrix (written before it "
-                        "was recorded): the dataset it was trained on, scored again on its validation rows "
-                        "(default: the path recorded in config.json; repeated for a run on several)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--workers", type=int, default=default_workers())
-
-
-def add_push_arguments(p: argparse.ArgumentParser) -> None:
-    add_card_arguments(p)
-    p.add_argument("--repo-id", required=True, help="model repository on the Hub, e.g. you/cifar10-resnet20")
-    p.add_argument("--private", action="store_true", help="create the repository as private")
-    p.add_argument("--token", default=None, help="Hub token (default: the one `hf auth login` saved)")
+# The commands that act on a checkpoint: name -> (their settings, their one-line help).
+COMMANDS = {
+    "evaluate": (EvaluateSettings, "score a checkpoint on a dataset split; prints JSON"),
+    "calibrate": (CalibrateSettings, "choose the confidence below which the demo calls the model unsure (training "
+                                     "does this)"),
+    "card": (CardSettings, "write the checkpoint's model card (README.md)"),
+    "report": (ReportSettings, "draw a checkpoint's training_curves.png and confusion_matrix.png again from its "
+                               "metrics.json"),
+    "push": (PushSettings, "upload a checkpoint folder to the Hugging Face Hub"),
+}
 
 
 def get_args_parser(suppress: bool = False) -> argparse.ArgumentParser:
@@ -104,14 +60,14 @@ def get_args_parser(suppress: bool = False) -> argparse.ArgumentParser:
         task = get_task(name)
         add_task_arguments(sub.add_parser(name, help=task.summary or f"fine-tune a {name} classifier"), task,
                            suppress)
-    add_evaluate_arguments(sub.add_parser("evaluate", help="score a checkpoint on a dataset split; prints JSON"))
-    add_calibrate_arguments(sub.add_parser(
-        "calibrate", help="choose the confidence below which the demo calls the model unsure (training does this)"))
-    add_card_arguments(sub.add_parser("card", help="write the checkpoint's model card (README.md)"))
-    add_report_arguments(sub.add_parser(
-        "report", help="draw a checkpoint's training_curves.png and confusion_matrix.png again from its metrics.json"))
-    add_push_arguments(sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub"))
+    for name, (settings, summary) in COMMANDS.items():
+        add_flags(sub.add_parser(name, help=summary), settings)
     return parser
+
+
+def command_settings(args: argparse.Namespace):
+    """The typed settings of a parsed checkpoint command (evaluate, calibrate, card, report, push)."""
+    return from_flags(COMMANDS[args.command][0], vars(args))
 
 
 def run_settings(task: Task, args: argparse.Namespace, given: frozenset[str] | None = None) -> RunSettings:

@@ -21,7 +21,7 @@ import torch
 from training import checkpoint as ckpt
 from training.device import describe
 from training.errors import TriptychError
-from training.settings import DataSettings, RunSettings, TrainSettings, from_record, json_value, to_record
+from training.settings import DataSettings, RunSettings, TrainSettings, dest_of, from_record, json_value, to_record
 from training.tasks import Task, get_task
 
 
@@ -36,7 +36,9 @@ def flag_dest(flag: str) -> str:
 def run_record(task: Task, settings: RunSettings) -> dict:
     """config.json's train_args: every flag of the run by its name (the input column under the task's
     own flag, e.g. image_column), as JSON values."""
-    return {**to_record(settings.task), flag_dest(task.input_flag): json_value(settings.data.input_column),
+    unused = {dest_of(f) for f in fields(settings.task) if f.name in task.unused_fields(settings.task)}
+    return {**{k: v for k, v in to_record(settings.task).items() if k not in unused},
+            flag_dest(task.input_flag): json_value(settings.data.input_column),
             **to_record(settings.data), **to_record(settings.train)}
 
 

@@ -6,8 +6,8 @@ back into the dataclass, and `to_record` / `from_record` write and read the flat
 config.json. The argparse `Namespace` stops in `training.cli`; the engine, the data layer and the tasks
 receive these dataclasses.
 
-A task settings field's `role` says what `--init-from` and `--transfer-from` do with it: "model" settings
-must equal the checkpoint's, "train" settings (augmentation, dropout) come from the new run, "fitted" ones
+A task settings field's `role` says what `--init-from` and `--transfer-from` do with it: "network" settings
+(the architecture and its sizes) must equal the checkpoint's, "train" settings (augmentation, dropout) come from the new run, "fitted" ones
 are learned from the data. (The data and engine settings are the run's own: they have no role.)
 """
 
@@ -21,12 +21,12 @@ from typing import Any, Callable
 
 from training.errors import SettingsError
 
-ROLES = ("model", "train", "fitted")
+ROLES = ("network", "train", "fitted")
 
 
 def option(default: Any = MISSING, help: str | None = None, *, flag: str | None = None, choices=None,
            type: Callable | None = None, metavar: str | None = None, negatable: bool = False,
-           required: bool = False, role: str = "model", default_factory: Callable | None = None,
+           required: bool = False, role: str = "network", default_factory: Callable | None = None,
            compare: bool = True, per_source: bool = False):
     """A dataclass field; with `help` it is also a command-line flag.
 
@@ -47,7 +47,7 @@ def option(default: Any = MISSING, help: str | None = None, *, flag: str | None 
 
 
 def role_of(f) -> str:
-    return f.metadata.get("role", "model")
+    return f.metadata.get("role", "network")
 
 
 def fields_with_role(cls, role: str) -> tuple[str, ...]:
@@ -186,6 +186,20 @@ def default_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
 
+# Flags that several commands share, each written once here.
+HUB_CONFIG = "configuration name on the Hub (e.g. v0.02)"
+HUB_REVISION = "Hub revision (branch, tag or commit)"
+LABEL_COLUMN = "label column (default: auto, label or labels)"
+
+
+def device_option():
+    return option(None, "cuda, cuda:1, mps or cpu (default: cuda, then mps, then cpu)", type=str)
+
+
+def workers_option(what: str = "processes decoding the data"):
+    return option(help=what, default_factory=default_workers)
+
+
 HUB_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
 
 
@@ -211,12 +225,10 @@ class DataSettings:
     dataset_id: tuple[str | None, ...] = option((), "the Hub id (owner/name) of the dataset a local --dataset "
                                                     "(the one before it) is a copy of, recorded in config.json and "
                                                     "named by the model card", metavar="OWNER/NAME", per_source=True)
-    dataset_config: tuple[str | None, ...] = option((), "configuration name on the Hub (e.g. v0.02) of the "
-                                                        "--dataset before it", per_source=True)
-    revision: tuple[str | None, ...] = option((), "Hub revision (branch, tag or commit) of the --dataset before it",
-                                              per_source=True)
+    dataset_config: tuple[str | None, ...] = option((), f"{HUB_CONFIG} of the --dataset before it", per_source=True)
+    revision: tuple[str | None, ...] = option((), f"{HUB_REVISION} of the --dataset before it", per_source=True)
     input_column: str | None = None   # its flag is the task's (--image-column, --text-column, ...)
-    label_column: str | None = option(None, "label column (default: auto, label or labels)", type=str)
+    label_column: str | None = option(None, LABEL_COLUMN, type=str)
     train_split: str = option("train", "split to train on")
     eval_split: str | None = option(None, "split used for validation (default: 'validation' if present, else "
                                           "carved from train)", type=str)
@@ -231,7 +243,7 @@ class DataSettings:
                            "did not train on it; 0 = off")
     max_train_samples: int | None = option(None, "use at most this many training rows", type=int)
     max_eval_samples: int | None = option(None, "use at most this many validation rows", type=int)
-    workers: int = option(help="processes decoding the data once before training", default_factory=default_workers)
+    workers: int = workers_option("processes decoding the data once before training")
     no_cache: bool = option(False, "decode again instead of reusing the on-disk tensor cache")
 
     def __post_init__(self):
@@ -296,7 +308,7 @@ class TrainSettings:
                                "lower loss) or last (a fixed schedule, so that the recorded validation figure is "
                                "not the best of several noisy ones)", choices=("best", "last"))
     seed: int = option(0, "seed of the carved validation split, the initialisation and the batch order")
-    device: str | None = option(None, "cuda, cuda:1, mps or cpu (default: cuda, then mps, then cpu)", type=str)
+    device: str | None = device_option()
     threads: int = option(0, "CPU threads for torch; 0 = torch's default")
     output: str | None = option(None, "checkpoint folder (default: checkpoints/<task>/<dataset name>)", type=str)
     init_from: str | None = option(None, "start from the weights of this checkpoint folder (same task, labels "

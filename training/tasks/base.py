@@ -31,6 +31,7 @@ Hooks (methods; `config` is an instance of `Config`):
                                        schedule...), for every flag the user did not give; None: the
                                        settings' own defaults (training from scratch)
     config_from_dict(d) / config_to_dict(config)   config.json's "model" entry, and back
+    unused_fields(config)           -> settings this configuration does not use: never recorded
     config_from_checkpoint(config)  -> config from a whole config.json (its "model", then its train_args)
     preprocessing(config)           -> dict: config.json's "preprocessing" entry, for people to read
     adapt_dataset(raw, config, seed)   a dataset-specific mapping of the raw DatasetDict (labels...)
@@ -165,8 +166,13 @@ class Task:
                                       **config["model"]})
 
     def config_to_dict(self, config) -> dict:
-        skip = self.unsaved_fields()
+        skip = self.unsaved_fields() + self.unused_fields(config)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items() if k not in skip}
+
+    def unused_fields(self, config) -> tuple[str, ...]:
+        """Fields of Config that `config` does not use (another architecture's sizes): neither config.json's
+        "model" entry nor its train_args record them, and reading it back gives their defaults."""
+        return ()
 
     def unsaved_fields(self) -> tuple[str, ...]:
         """Fields of Config that hold data, not settings (compare=False), and never go to config.json."""

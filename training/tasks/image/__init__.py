@@ -52,6 +52,11 @@ class ImageTask(Task):
 
     check = staticmethod(check)
 
+    def unused_fields(self, config: ImageConfig) -> tuple[str, ...]:
+        """Each architecture's own sizes: ResNet-20's width, airbench's widths and test-time views."""
+        return (("width",) if config.architecture != "resnet20" else ()) + (
+            ("widths", "tta") if config.architecture != "airbench" else ())
+
     def recipe(self, splits, settings):
         """EfficientNet-Lite fine-tuned from ImageNet weights, at a resolution and for a schedule chosen from
         the images (training/tasks/image/recipe.py)."""

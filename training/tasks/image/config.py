@@ -19,6 +19,7 @@ AUGMENTATIONS = ("none", "crop-flip", "trivialaugment", "scale-crop-flip")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 AIRBENCH94_WIDTHS = (64, 256, 256)
+RESNET20_WIDTH = 16
 
 
 def parse_widths(text: str) -> tuple:
@@ -40,7 +41,7 @@ class ImageConfig:
     image_size: int = option(32, "side of the square model input: an image's shorter side is resized to it and "
                                  "the centre cropped, in validation and in the demo alike; a run continued with "
                                  "--init-from may change it (every network here pools globally)", role="train")
-    width: int = option(16, "resnet20 base width (channels of its first stage: 16, 32, 64 per stage)")
+    width: int = option(RESNET20_WIDTH, "resnet20 base width (channels of its first stage: 16, 32, 64 per stage)")
     pretrained: bool = option(False, "start from ImageNet weights: --weights PATH, else an installed package that "
                                      "ships them (efficientnet_lite0/1/2), else the library's download (needs network)")
     weights: str | None = option(None, "--pretrained from this local file (safetensors, or a PyTorch state dict "
@@ -75,6 +76,7 @@ class ImageConfig:
         airbench = self.architecture == "airbench"
         self.tta = self.tta if airbench else 0
         self.widths = tuple(self.widths) if airbench else AIRBENCH94_WIDTHS
+        self.width = self.width if self.architecture == "resnet20" else RESNET20_WIDTH
         if self.architecture in SPECS:   # the normalisation its ImageNet weights were trained with
             self.mean, self.std = SPECS[self.architecture].mean, SPECS[self.architecture].std
         self.mean, self.std = tuple(self.mean), tuple(self.std)

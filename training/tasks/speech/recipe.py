@@ -36,7 +36,7 @@ def recipe(splits, settings) -> Recipe:
         return Recipe(name="the network from scratch", reason=f"no base model at {folder} to transfer from")
     base = json.loads(config_file.read_text(encoding="utf-8"))
     model = {f.name: base["model"][f.name] for f in fields(settings.task)
-             if f.compare and role_of(f) == "model" and f.name in base.get("model", {})}
+             if f.compare and role_of(f) == "network" and f.name in base.get("model", {})}
     rows = len(splits.train)
     few = rows < FEW_CLIPS
     # Measured: 10 clips per word of new words and a new voice learned best in 60 epochs of batches of 16 at
