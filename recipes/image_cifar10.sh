@@ -15,9 +15,9 @@
 #   10x slower on CPUs without fast bf16 depthwise kernels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-../shared/data/cifar10}
+DATA=${DATA:-../shared/data}   # the folder of staged datasets
 PY=${PY:-.venv/bin/python}
-"$PY" -m training image --dataset "$DATA" --model efficientnet_lite0 --pretrained --image-size 128 --cache-size 32 \
+"$PY" -m training image --dataset "$DATA/cifar10" --model efficientnet_lite0 --pretrained --image-size 128 --cache-size 32 \
     --train-size 112 --augment scale-crop-flip --crop-scale 0.35 --optimizer adamw --lr 0.002 \
     --backbone-lr-scale 0.25 --weight-decay 0.05 --label-smoothing 0.1 --warmup-fraction 0.05 --batch-size 64 \
     --epochs 10 --precision fp32 --seed 0 --dataset-id uoft-cs/cifar10 --output checkpoints/image/cifar10 "$@"

@@ -11,8 +11,12 @@
 # Rooms and channels (half the clips in a synthetic room, 30% band-limited like a phone, +-6 dB gain, 10%
 # clipped): on Speech Commands' held-out speakers, evaluate --corrupt reverb 90.2%, noise 88.5%, telephone
 # 92.9% against 95.9% clean.
-cd "$(dirname "$0")/.." && HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python -m training speech \
-    --dataset ../shared/data/speech_commands --dataset-id google/speech_commands \
-    --dataset ../shared/data/speech_commands_more/v0.01 --dataset-id google/speech_commands \
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/data}   # the folder of staged datasets
+PY=${PY:-.venv/bin/python}
+HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "$PY" -m training speech \
+    --dataset "$DATA/speech_commands" --dataset-id google/speech_commands \
+    --dataset "$DATA/speech_commands_more/v0.01" --dataset-id google/speech_commands \
     --from-scratch --group-column speaker_id --balanced-sampling --reverb-prob 0.5 --band-prob 0.3 --gain-db 6 --clip-prob 0.1 \
     --epochs 25 --threads 1 --workers 1 --seed 0 --output checkpoints/speech/speech_commands "$@"

@@ -2,6 +2,6 @@
 # Rebuilds checkpoints/text/emotion: WordPiece tokenizer + bi-GRU, 8 epochs, the dataset's validation split.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-../shared/data/emotion}
+DATA=${DATA:-../shared/data}   # the folder of staged datasets
 PY=${PY:-.venv/bin/python}
-"$PY" -m training text --dataset "$DATA" --dataset-id dair-ai/emotion --epochs 8 --seed 0 --output checkpoints/text/emotion "$@"
+"$PY" -m training text --dataset "$DATA/emotion" --dataset-id dair-ai/emotion --epochs 8 --seed 0 --output checkpoints/text/emotion "$@"

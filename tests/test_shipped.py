@@ -8,6 +8,7 @@ config.json recorded (same carved fraction, seed and speaker grouping), so no tr
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -121,6 +122,31 @@ def test_shipped_checkpoint_scores_on_fixed_validation_subset(name):
     assert scores["accuracy"] >= accuracy - TOLERANCE, f"{name}: {scores['accuracy']:.4f} on {len(subset)} rows"
     if macro_f1 is not None:
         assert scores["macro_f1"] >= macro_f1 - TOLERANCE
+
+
+RECIPES = {"image/cifar10": "image_cifar10.sh", "text/emotion": "text_emotion.sh",
+           "speech/speech_commands": "speech_commands.sh", "speech/fsdd": "speech_fsdd.sh"}
+# How a run was carried out rather than what it trained: where its data and output lie, its processes.
+BOOKKEEPING = {"dataset", "output", "workers", "threads", "quiet", "device", "no_cache", "dry_run", "resume"}
+
+
+@requires_shared_data
+@pytest.mark.parametrize("name", TARGETS)
+def test_each_recipe_still_rebuilds_its_shipped_checkpoint(name):
+    """recipes/<script> --dry-run (the data loaded, the default recipe applied, nothing trained) plans every
+    setting the shipped checkpoint recorded: the recipe scripts and the plain command's recipes agree."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "DATA": str(SHARED_DATA), "PY": sys.executable}
+    done = subprocess.run(["bash", str(REPO / "recipes" / RECIPES[name]), "--dry-run", "--quiet"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    planned = json.loads(done.stdout)["train_args"]
+    recorded = json.loads((REPO / "checkpoints" / name / "config.json").read_text())["train_args"]
+    differ = {k: (recorded[k], planned[k]) for k in sorted((recorded.keys() & planned.keys()) - BOOKKEEPING)
+              if recorded[k] != planned[k]}
+    assert not differ, f"recorded vs planned: {differ}"
 
 
 PROBABILITIES = REPO / "tests" / "data" / "shipped_probabilities.json"

@@ -18,6 +18,10 @@ def run_command(args, argv: list[str]) -> dict:
         from training.folds import cross_validate
         task = get_task(args.command)
         settings = run_settings(task, args, given_fields(task, argv))
+        if settings.train.dry_run:
+            planned = engine.plan(task, settings)
+            print(json.dumps(planned, indent=2))
+            return planned
         return cross_validate(task, settings, engine.Hooks()) if settings.data.folds else engine.run(task, settings)
     s = vars(command_settings(args))
     if args.command == "card":

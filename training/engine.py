@@ -68,6 +68,15 @@ def run(task: Task, settings: RunSettings, *, hooks: Hooks | None = None, splits
     return finish(setup, state)
 
 
+def plan(task: Task, settings: RunSettings) -> dict:
+    """What a run would train with (--dry-run): the data loaded and the default recipe applied, nothing
+    trained: {"recipe", "train_args", "num_train", "num_validation"}."""
+    splits = load_task_splits(task, settings.data, settings.task, settings.train.seed)
+    settings, recipe = apply_recipe(task, splits, settings)
+    return {"recipe": recipe, "train_args": run_record(task, settings), "num_train": len(splits.train),
+            "num_validation": len(splits.val)}
+
+
 def set_up(task: Task, settings: RunSettings, hooks: Hooks, splits: Splits | None = None, *,
            recipe: dict | None = None, validation: dict | None = None) -> tuple[Setup, nn.Module]:
     """Data, settings, the model and the decoded tensors: everything but the optimiser before the first step."""

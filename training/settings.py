@@ -329,6 +329,8 @@ class TrainSettings:
     checkpoints: str = option("checkpoints", "the folder of shipped checkpoints (<task>/<name>) that a default recipe "
                                              "may start from, e.g. speech/speech_commands for speech")
     quiet: bool = option(False, "no progress bars or summaries")
+    dry_run: bool = option(False, "load the data, choose the default recipe, print what the run would train with "
+                                  "(the recipe and every setting, as config.json's train_args) as JSON, and stop")
 
 
 @dataclass
