@@ -68,3 +68,19 @@ def test_folds_refuse_a_dataset_with_its_own_validation_split(tmp_path):
     with pytest.raises(SystemExit, match="--folds 3: .* has a 'validation' split"):
         main(["image", "--dataset", str(data), "--output", str(tmp_path / "out"), "--folds", "3", "--from-scratch",
               "--quiet", "--workers", "0"])
+
+
+def test_on_several_datasets_the_folds_are_the_first_ones_and_the_others_always_train(tmp_path):
+    from test_speech import TINY, make_audio_parquet
+
+    first = make_audio_parquet(tmp_path / "a", per_label=8, speakers=("p", "q", "r", "s"))
+    other = make_audio_parquet(tmp_path / "b", per_label=6, speakers=("x", "y"))
+    out = tmp_path / "run"
+    main(["speech", "--dataset", str(first), "--dataset", str(other), "--output", str(out), "--group-column",
+          "speaker_id", "--folds", "4", *TINY])
+    config = json.loads((out / "config.json").read_text())
+    metrics, sources = config["metrics"], config["dataset"]["sources"]
+    assert metrics["num_examples"] == 16 == config["dataset"]["num_validation"]       # the first dataset's rows
+    assert sorted(metrics["by_group"]) == ["p", "q", "r", "s"] and list(metrics["by_dataset"]) == [sources[0]["id"]]
+    assert all(f["num_train"] == 16 - f["num_examples"] + 12 for f in metrics["folds"])   # + every row of the other
+    assert config["dataset"]["num_train"] == 28                                         # the kept model: all rows

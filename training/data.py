@@ -345,8 +345,6 @@ def load_task_splits(task, data, task_config, seed: int, dataset=None) -> Splits
                            adapt=lambda raw: task.adapt_dataset(raw, task_config, seed), hub_id=hub_id,
                            folds=data.folds)
 
-    if several and data.folds:
-        raise DatasetError(f"--folds {data.folds}: cross-validation takes one --dataset; give them one at a time.")
     parts = [load(*source) for source in sources]
     if not several:
         return parts[0]
@@ -363,7 +361,8 @@ def combine(parts: list[Splits], group_column: str | None = None) -> Splits:
 
     - Labels are matched by name to the first dataset's, which is the label list; a label another dataset
       uses that the first does not have is an error (put the dataset with every label first).
-    - Inputs keep the first dataset's column name; they must be of one kind.
+    - Inputs keep the first dataset's column name; they must be of one kind. The group column comes along, as
+      text, where every dataset has it.
     - With `group_column`, no group (speaker) is on both sides across datasets either: the training rows of
       a group that another dataset validates on are dropped, and counted in `info`.
     `info` is the first dataset's record with every dataset's in `sources`, and each one's validation rows
@@ -373,6 +372,8 @@ def combine(parts: list[Splits], group_column: str | None = None) -> Splits:
 
     first = parts[0]
     labels, column = list(first.labels), first.input_column
+    kept_group = group_column if group_column and all(
+        group_column in p.train.column_names and group_column in p.val.column_names for p in parts) else None
     val_groups = [set(map(str, p.val[group_column])) if group_column in p.val.column_names else set() for p in parts]
     trains, vals, train_ys, val_ys, sources, start = [], [], [], [], [], 0
     for k, part in enumerate(parts):
@@ -384,8 +385,8 @@ def combine(parts: list[Splits], group_column: str | None = None) -> Splits:
             keep = [i for i, g in enumerate(train[group_column]) if str(g) not in others]
             dropped = len(train) - len(keep)
             train, train_y = train.select(keep), train_y[keep]
-        trains.append(same_input(train, part, first))
-        vals.append(same_input(part.val, part, first))
+        trains.append(same_input(train, part, first, kept_group))
+        vals.append(same_input(part.val, part, first, kept_group))
         train_ys.append(train_y)
         val_ys.append(mapping[part.val_labels])
         sources.append({**part.info, "num_train": len(train), "dropped_train_rows": dropped,
@@ -408,9 +409,12 @@ def label_mapping(part: Splits, labels: list[str], first: str) -> torch.Tensor:
     return torch.tensor([labels.index(name) if name in labels else -1 for name in part.labels], dtype=torch.long)
 
 
-def same_input(ds, part: Splits, first: Splits):
-    """`ds` (rows of `part`) with the input column alone, named and typed as the first dataset's."""
-    ds = ds.select_columns([part.input_column])
+def same_input(ds, part: Splits, first: Splits, group_column: str | None = None):
+    """`ds` (rows of `part`) with the input column alone, named and typed as the first dataset's, and the
+    group column as text where given (a cross-validation deals the first dataset's groups to its folds)."""
+    ds = ds.select_columns([part.input_column, *([group_column] if group_column else [])])
+    if group_column and ds.features[group_column] != datasets_string():
+        ds = ds.cast_column(group_column, datasets_string())
     if part.input_column != first.input_column:
         ds = ds.rename_column(part.input_column, first.input_column)
     want = first.train.features[first.input_column]
@@ -422,6 +426,11 @@ def same_input(ds, part: Splits, first: Splits):
                                f"{type(want).__name__}); datasets trained together need one kind of input.")
         ds = ds.cast_column(first.input_column, want)
     return ds
+
+
+def datasets_string():
+    import datasets
+    return datasets.Value("string")
 
 
 def is_hub_id(dataset: str) -> bool:

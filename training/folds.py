@@ -36,15 +36,13 @@ from training.tasks import Task
 def cross_validate(task: Task, settings: RunSettings, hooks: Hooks) -> dict:
     """The K fold runs, then the run on every row with their out-of-fold scores as its validation; returns
     the final run's summary, with the folds' in `folds`."""
-    
     data, train = settings.data, settings.train
     if train.resume or train.init_from:
         raise TrainingError(f"--folds {data.folds}: a cross-validation starts afresh; it cannot --resume or "
                             "--init-from (run it again, or continue its checkpoint without --folds).")
     splits = load_task_splits(task, data, settings.task, train.seed)
     settings, recipe = apply_recipe(task, splits, settings)
-    groups = splits.train[data.group_column] if data.group_column else None
-    fold = torch.from_numpy(fold_of_rows(splits.train_labels, data.folds, train.seed, groups))
+    fold, groups = folds_of(splits, data.folds, data.group_column, train.seed)
     out = Path(settings.train.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f".{out.name}-folds-", dir=out.parent))
@@ -52,12 +50,25 @@ def cross_validate(task: Task, settings: RunSettings, hooks: Hooks) -> dict:
         probs, runs = out_of_fold(task, settings, splits, fold, groups, folder, hooks)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    validation = out_of_fold_scores(probs, splits, groups, runs)
+    validation = out_of_fold_scores(probs, splits, fold, groups, runs)
     everything = replace(splits, val=splits.train.select([]), val_labels=splits.train_labels[:0],
-                         info={**splits.info, "num_validation": len(splits.train), "folds": data.folds})
+                         info={**splits.info, "num_validation": int((fold >= 0).sum()), "folds": data.folds})
     summary = run(task, replace(settings, train=replace(settings.train, keep="last")), hooks=hooks, splits=everything,
                   recipe=recipe, validation=validation)
     return {**summary, "folds": runs}
+
+
+def folds_of(splits: Splits, folds: int, group_column: str | None, seed: int) -> tuple[torch.Tensor, list | None]:
+    """(each training row's fold, or -1 for a row that trains every fold's run; the rows' groups). On a run of
+    several datasets the folds are the first dataset's: the others' rows train every fold's run and are never
+    scored, so the figure speaks of the first dataset alone."""
+    sources = splits.info.get("sources")
+    first = sources[0]["num_train"] if sources else len(splits.train)
+    groups = splits.train[group_column] if group_column else None
+    fold = torch.full((len(splits.train),), -1, dtype=torch.long)
+    fold[:first] = torch.from_numpy(fold_of_rows(splits.train_labels[:first], folds, seed,
+                                                 groups[:first] if groups is not None else None))
+    return fold, groups
 
 
 def out_of_fold(task: Task, settings: RunSettings, splits: Splits, fold: torch.Tensor, groups, folder: Path,
@@ -70,7 +81,7 @@ def out_of_fold(task: Task, settings: RunSettings, splits: Splits, fold: torch.T
         kept = (fold != k).nonzero().flatten()
         part = replace(splits, train=splits.train.select(kept.tolist()), val=splits.train.select(held.tolist()),
                        train_labels=splits.train_labels[kept], val_labels=splits.train_labels[held],
-                       info={**splits.info, "num_train": len(kept), "num_validation": len(held)})
+                       info={**splits.info, "num_train": len(kept), "num_validation": len(held), "sources": None})
         output = folder / f"fold-{k + 1}"
         fold_settings = replace(settings, data=replace(settings.data, folds=0), given=None,
                                 train=replace(settings.train, output=str(output), keep="last", patience=0))
@@ -89,13 +100,19 @@ def out_of_fold(task: Task, settings: RunSettings, splits: Splits, fold: torch.T
     return probs, runs
 
 
-def out_of_fold_scores(probs: torch.Tensor, splits: Splits, groups, runs: list[dict]) -> dict:
-    """The run on every row's validation: the out-of-fold scores, per group and per fold, their confusion
-    matrix, and the unsure threshold chosen on them."""
-    y, pred = splits.train_labels, probs.argmax(1)
+def out_of_fold_scores(probs: torch.Tensor, splits: Splits, fold: torch.Tensor, groups, runs: list[dict]) -> dict:
+    """The run on every row's validation: the out-of-fold scores (of the rows in a fold), per group and per
+    fold, their confusion matrix, and the unsure threshold chosen on them."""
+    scored = (fold >= 0).nonzero().flatten()
+    probs, y = probs[scored], splits.train_labels[scored]
+    groups = [groups[i] for i in scored.tolist()] if groups is not None else None
+    pred = probs.argmax(1)
     cm = confusion_matrix(pred, y, len(splits.labels))
     scores = from_confusion(cm, splits.labels)
     scores["folds"] = [{k: v for k, v in run.items() if k != "history"} for run in runs]
+    if splits.info.get("sources"):   # a run of several datasets: the scored rows are the first one's
+        scores["by_dataset"] = {splits.info["sources"][0]["id"]: {"accuracy": scores["accuracy"],
+                                                                   "num_examples": scores["num_examples"]}}
     if groups is not None:
         by_group: dict[str, list[int]] = {}
         for g, right in zip(map(str, groups), (pred == y).tolist()):
