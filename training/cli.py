@@ -8,6 +8,7 @@ import sys
 
 from training.checkpoint import CheckpointError
 from training.data import DatasetError
+from training.export import ExportError
 from training.parser import get_args_parser, run_settings
 from training.records import TrainingError
 from training.tasks import get_task
@@ -32,6 +33,12 @@ def run_command(args) -> dict:
         path = write_model_card(args.checkpoint, args.dataset_id)
         print(path)
         return {"card": str(path)}
+    elif args.command == "export":
+        from training.export import export_onnx
+        report = export_onnx(args.checkpoint, quantize=args.quantize)
+    elif args.command == "migrate":
+        from training.migrate import migrate_folder
+        report = migrate_folder(args.checkpoint)
     elif args.command == "push":
         from training.push import push
         info = push(args.checkpoint, args.repo_id, private=args.private, token=args.token, dataset_id=args.dataset_id)
@@ -49,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = get_args_parser().parse_args(argv)
     try:
         return run_command(args)
-    except (DatasetError, CheckpointError, TrainingError, ValueError, RuntimeError) as e:
+    except (DatasetError, CheckpointError, TrainingError, ExportError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit("interrupted: the last finished epoch is saved; run the same command with --resume to continue.")

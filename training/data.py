@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+
+from training.config_record import Validation
 
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 LABEL_COLUMNS = ("label", "labels")
@@ -42,7 +44,9 @@ class Splits:
     labels: list[str]               # index -> name
     input_column: str
     label_column: str
-    info: dict = field(default_factory=dict)   # what config.json records under "dataset"
+    # What config.json records under "dataset" (config_record.DatasetRecord's JSON): which rows validate is
+    # data (`validation`); `validation_split` is its sentence, for people.
+    info: dict = field(default_factory=dict)
 
 
 def load_raw(dataset: str, *, name: str | None = None, revision: str | None = None):
@@ -210,7 +214,7 @@ def load_splits(dataset: str, *, input_candidates: Sequence[str], input_column: 
         if len(val) == 0:
             raise DatasetError(f"{dataset}: split '{eval_split}' is empty.")
         val_y = label_ids(val, lab_col, labels, split=eval_split)
-        val_from = eval_split
+        validation = Validation("split", eval_split)
     else:
         groups = None
         if group_column:
@@ -220,12 +224,12 @@ def load_splits(dataset: str, *, input_candidates: Sequence[str], input_column: 
         if not va_rows or not tr_rows:
             raise DatasetError(f"{dataset}: too few rows ({len(train)}) to carve a validation split.")
         train, val, val_y, train_y = train.select(tr_rows), train.select(va_rows), train_y[va_rows], train_y[tr_rows]
-        val_from = f"{train_split} (held out {val_fraction:g}" + (f" by {group_column})" if group_column else ", stratified)")
+        validation = Validation("carved", train_split, fraction=val_fraction, by=group_column, seed=seed)
     train, train_y = subsample(train, train_y, max_train_samples, seed)
     val, val_y = subsample(val, val_y, max_eval_samples, seed + 1)
     info = {"id": dataset, "hub_id": hub_id or (dataset if is_hub_id(dataset) else None), "name": name,
             "revision": revision or dataset_revision(raw[train_split]),
-            "train_split": train_split, "validation_split": val_from,
+            "train_split": train_split, "validation": asdict(validation), "validation_split": validation.describe(),
             "num_train": len(train), "num_validation": len(val)}
     return Splits(train, val, train_y, val_y, labels, in_col, lab_col, info)
 
@@ -326,7 +330,8 @@ def combine(parts: list[Splits], group_column: str | None = None) -> Splits:
         sources.append({**part.info, "num_train": len(train), "dropped_train_rows": dropped,
                         "val_rows": [start, start + len(part.val)]})
         start += len(part.val)
-    info = {**first.info, "sources": sources, "validation_split": "each dataset's own (see sources)"}
+    several = Validation("sources", first.info["train_split"])
+    info = {**first.info, "sources": sources, "validation": asdict(several), "validation_split": several.describe()}
     return Splits(datasets.concatenate_datasets(trains), datasets.concatenate_datasets(vals), torch.cat(train_ys),
                   torch.cat(val_ys), labels, column, first.label_column, info)
 

@@ -1,4 +1,4 @@
-"""The command line's parser: `python -m training {<task>,evaluate,calibrate,card,report,push} ...`.
+"""The command line's parser: `python -m training {<task>,evaluate,calibrate,card,report,push,export,migrate} ...`.
 
 A task's subcommand has the task's own flags (generated from its settings dataclass), its input-column
 flag, and the data and training flags (from DataSettings and TrainSettings, with the task's defaults).
@@ -24,6 +24,8 @@ DESCRIPTION = """Fine-tune and score Triptych's classifiers.
     python -m training evaluate --checkpoint checkpoints/image/cifar10 --dataset ... --split test
     python -m training report --checkpoint checkpoints/image/cifar10   # draw its figures again
     python -m training push --checkpoint checkpoints/image/cifar10 --repo-id you/cifar10-resnet20
+    python -m training export --checkpoint checkpoints/image/cifar10   # model.onnx, for onnxruntime
+    python -m training migrate --checkpoint checkpoints/image/cifar10  # config.json in today's format
 """
 
 
@@ -88,6 +90,12 @@ def add_push_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", default=None, help="Hub token (default: the one `hf auth login` saved)")
 
 
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    p.add_argument("--quantize", default=None, choices=("int8",),
+                   help="also write model.int8.onnx: onnxruntime's dynamic int8 quantisation of the weights")
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,7 +110,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     add_report_arguments(sub.add_parser(
         "report", help="draw a checkpoint's training_curves.png and confusion_matrix.png again from its metrics.json"))
     add_push_arguments(sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub"))
+    add_export_arguments(sub.add_parser(
+        "export", help="write the checkpoint as model.onnx (checked against PyTorch) for onnxruntime"))
+    add_migrate_arguments(sub.add_parser(
+        "migrate", help="rewrite a checkpoint's config.json in today's format (format 2, with timm's keys where "
+                        "timm builds the network) and its model card; the weights are not touched"))
     return parser
+
+
+def add_migrate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
 
 
 def run_settings(task: Task, args: argparse.Namespace) -> RunSettings:

@@ -1,7 +1,9 @@
 """`python -m training push --checkpoint DIR --repo-id ID`: upload a checkpoint folder to the Hugging Face Hub.
 
-The folder already is a model repository (weights, config, task files, model card, report PNGs); resume
-state and training-only files stay behind.
+The folder already is a model repository (weights, config, task files, model card, report PNGs, and
+model.onnx once exported); resume state and training-only files stay behind. A card that does not name
+the repository yet is written again first, so that its loading snippets do
+(`timm.create_model("hf-hub:OWNER/NAME")`).
 """
 
 from __future__ import annotations
@@ -10,15 +12,18 @@ from pathlib import Path
 
 from training import checkpoint as ckpt
 from training.card import CARD_NAME, write_model_card
+from training.migrate import migrate_folder
 from training.tasks import get_task
 
 # Needed only to continue a run on the machine that trained it (besides each task's `local_files`).
 LOCAL_ONLY = [ckpt.RESUME_NAME, "*.tmp", ".*"]
 
 
-def local_patterns(config: dict) -> list[str]:
-    """File patterns of a checkpoint folder that stay on the machine that trained it: never pushed."""
-    return [*LOCAL_ONLY, *get_task(config["task"]).local_files]
+def local_patterns(config) -> list[str]:
+    """File patterns of a checkpoint folder that stay on the machine that trained it: never pushed.
+    `config`: its record, or config.json's content."""
+    task = config.task if hasattr(config, "task") else config["task"]
+    return [*LOCAL_ONLY, *get_task(task).local_files]
 
 
 def push(folder, repo_id: str, *, private: bool = False, token: str | None = None, dataset_id: str | None = None,
@@ -27,13 +32,17 @@ def push(folder, repo_id: str, *, private: bool = False, token: str | None = Non
     from huggingface_hub import HfApi
 
     folder = Path(folder)
-    config = ckpt.read_config(folder)           # refuse to upload something the demo cannot load
+    config = ckpt.read_record(folder)           # refuse to upload something the demo cannot load
     ckpt.read_weights(folder)
-    if dataset_id or not (folder / CARD_NAME).is_file():
-        write_model_card(folder, dataset_id)
+    if ckpt.read_json(folder).get("format_version") != ckpt.FORMAT_VERSION:
+        migrate_folder(folder)                  # what timm and the Hub read is format 2
+        config = ckpt.read_record(folder)
+    card = folder / CARD_NAME
+    if dataset_id or not card.is_file() or repo_id not in card.read_text(encoding="utf-8"):
+        write_model_card(folder, dataset_id, repo_id=repo_id)   # its snippets name the repository
     api = api or HfApi(token=token)
-    acc = config.get("metrics", {}).get("accuracy")
-    message = f"Upload {config['task']} model {folder.name}" + (f" (validation accuracy {acc:.4f})" if acc else "")
+    acc = config.metrics.accuracy
+    message = f"Upload {config.task} model {folder.name}" + (f" (validation accuracy {acc:.4f})" if acc else "")
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         return api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
