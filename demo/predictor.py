@@ -218,14 +218,18 @@ def model_folder(source: str | Path) -> Path:
         if not folder.is_dir():
             raise ckpt.CheckpointError(f"{source}: no such folder, and not a Hugging Face Hub id (owner/name).")
         return folder
-    from huggingface_hub import constants, snapshot_download
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 
     repo_id, _, revision = str(source).partition("@")
     try:
-        return Path(snapshot_download(repo_id, revision=revision or None))
+        return Path(huggingface_hub.snapshot_download(repo_id, revision=revision or None))
     except Exception as e:   # offline, no such repository, no access: say which, and what to do
-        offline = constants.HF_HUB_OFFLINE
+        unreachable = isinstance(e, (LocalEntryNotFoundError, OfflineModeIsEnabled))
+        offline = unreachable and constants.HF_HUB_OFFLINE
         why = ("HF_HUB_OFFLINE=1 is set and it is not in the Hub cache" if offline else
+               "the Hub cannot be reached (no network?) and it is not in the Hub cache" if unreachable else
                f"it could not be downloaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
         raise ckpt.CheckpointError(
             f"{source}: a Hugging Face Hub model id, but {why}. "
