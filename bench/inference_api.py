@@ -21,16 +21,15 @@ import sys
 import time
 from pathlib import Path
 
+from fastapi import FastAPI, Request   # at the top: FastAPI reads the echo's annotations from here
 from shipped import IMAGE_INPUT, TEXT_INPUT, speech_input
 from speech_latency import timed
 
 CONTENT_TYPES = {"image": "image/png", "speech": "audio/wav"}
 
 
-def echo_app():
+def echo_app() -> FastAPI:
     """The floor: FastAPI reading the body and answering a fixed list, nothing else."""
-    from fastapi import FastAPI, Request
-
     app = FastAPI()
 
     @app.post("/models/{task}/{name}")

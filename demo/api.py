@@ -189,7 +189,9 @@ def endpoint(models: ModelSet, tag: str, gate: Gate, max_bytes: int):
             log.exception("inference API: %s/%s failed", models.task, name)
             return error(500, "The model failed on this input; the server's log has the details.")
         answer = ranked(probs, top_k)
-        return [answer] if tag in NESTED else answer
+        # A response, not the list: FastAPI would validate it against the response model again (the
+        # model stays, for the schema).
+        return JSONResponse([answer] if tag in NESTED else answer)
 
     return classify
 
