@@ -145,3 +145,18 @@ def test_the_shipped_efficientnet_migrated_loads_in_timm_as_what_it_is(tmp_path)
         trap.load_state_dict(load_file(folder / "model.safetensors"))   # strict: not one key missing
         assert (trap.eval()(x) - ours(x)).abs().max() > 0.1
     assert read(folder)["label_names"] == read(CIFAR)["labels"]
+
+
+def test_a_card_for_an_older_folder_upgrades_it_first(tmp_path):
+    """`card` (and `export`, which writes the card) on a format-1 EfficientNet folder: config.json is
+    format 2 with timm's keys first, so that the card can say what the folder is."""
+    if read(CIFAR).get("model", {}).get("architecture") != "efficientnet_lite0":
+        pytest.skip("the shipped image checkpoint is not EfficientNet-Lite0")
+    folder = tmp_path / "cifar10"
+    shutil.copytree(CIFAR, folder, ignore=shutil.ignore_patterns("resume.pt", "*.png"))
+    config = read(folder)
+    (folder / "config.json").write_text(json.dumps({**config, "format_version": 1}), encoding="utf-8")
+    main(["card", "--checkpoint", str(folder)])
+    assert read(folder)["format_version"] == 2 and read(folder)["architecture"] == "tf_efficientnet_lite0"
+    assert front_matter(folder)["library_name"] == "timm"
+    assert "timm does not have" not in (folder / "README.md").read_text(encoding="utf-8")

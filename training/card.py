@@ -278,8 +278,10 @@ def transfer_lines(runs: list) -> list[str]:
 
 
 def write_model_card(folder, dataset_id: str | None = None, *, repo_id: str | None = None) -> Path:
+    """Write `folder`/README.md. A folder in an older format is rewritten in format 2 first
+    (checkpoint.upgrade_folder): a card says what the folder is, timm's format included."""
     folder = Path(folder)
-    config = ckpt.read_record(folder)
+    config = ckpt.upgrade_folder(folder)
     path = folder / CARD_NAME
     weights = folder / ckpt.WEIGHTS_NAME
     text = model_card(config, folder.name, dataset_id, parameter_count(weights) if weights.is_file() else None,

@@ -118,6 +118,18 @@ def write_record(folder: str | os.PathLike, record: CheckpointRecord) -> None:
     write_json(Path(folder) / CONFIG_NAME, record.to_json())
 
 
+def upgrade_folder(folder: str | os.PathLike, *, always: bool = False) -> CheckpointRecord:
+    """The folder's record, its config.json rewritten in format 2 first when it is older (or `always`):
+    with timm's keys where timm builds the network, which takes the network to compute. The weights are
+    not touched."""
+    if not always and read_json(folder).get("format_version") == FORMAT_VERSION:
+        return read_record(folder)
+    loaded = load(folder)
+    record = with_timm_keys(loaded.record, loaded.model, loaded.task_config)
+    write_record(folder, record)
+    return record
+
+
 def read_json(folder: str | os.PathLike) -> dict:
     """config.json's content as it is on disk: it must exist, be of a sane size and parse to an object."""
     path = Path(folder) / CONFIG_NAME

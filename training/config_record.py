@@ -1,8 +1,9 @@
 """config.json as one typed record: the dataclasses every reader reads as attributes, and their JSON.
 
 `CheckpointRecord.from_json(data)` turns a format-2 config.json into the record, checking every value's
-type and refusing absurd ones (`check`); `to_json()` is the file's content. A record is built once, by
-the run that trains the checkpoint (training/records.py), and written once (training/checkpoint.py).
+type and refusing absurd ones (`check`); `to_json()` is the file's content. A record is built by the
+run that trains the checkpoint (training/records.py `checkpoint_config`) and written by one function,
+training/checkpoint.py `write_record`.
 Facts the code acts on are data: which rows a run validated on is a `Validation`
 (`{kind, split, fraction, by, seed}`); its sentence ("train (held out 0.1, stratified)") is written
 beside it for people and the model card, and never read back. Format-1 files are turned into format 2

@@ -19,9 +19,7 @@ def migrate_folder(folder) -> dict:
     Returns what was done."""
     folder = Path(folder)
     before = ckpt.read_json(folder).get("format_version")
-    loaded = ckpt.load(folder)
-    record = ckpt.with_timm_keys(loaded.record, loaded.model, loaded.task_config)
-    ckpt.write_record(folder, record)
+    record = ckpt.upgrade_folder(folder, always=True)
     card = write_model_card(folder)
     return {"checkpoint": str(folder), "format_version": {"before": before, "after": record.format_version},
             "architecture": record.architecture, "timm": record.timm is not None, "card": str(card)}

@@ -106,7 +106,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     add_evaluate_arguments(sub.add_parser("evaluate", help="score a checkpoint on a dataset split; prints JSON"))
     add_calibrate_arguments(sub.add_parser(
         "calibrate", help="choose the confidence below which the demo calls the model unsure (training does this)"))
-    add_card_arguments(sub.add_parser("card", help="write the checkpoint's model card (README.md)"))
+    add_card_arguments(sub.add_parser("card", help="write the checkpoint's model card (README.md); a folder in an "
+                                                   "older format gets its config.json in format 2 first"))
     add_report_arguments(sub.add_parser(
         "report", help="draw a checkpoint's training_curves.png and confusion_matrix.png again from its metrics.json"))
     add_push_arguments(sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub"))

@@ -1,7 +1,8 @@
 """`python -m training push --checkpoint DIR --repo-id ID`: upload a checkpoint folder to the Hugging Face Hub.
 
 The folder already is a model repository (weights, config, task files, model card, report PNGs, and
-model.onnx once exported); resume state and training-only files stay behind. A card that does not name
+model.onnx once exported); resume state and training-only files stay behind. A folder in an older format
+gets its config.json in format 2 first (what timm's `hf-hub:` loader reads), and a card that does not name
 the repository yet is written again first, so that its loading snippets do
 (`timm.create_model("hf-hub:OWNER/NAME")`).
 """
@@ -12,7 +13,6 @@ from pathlib import Path
 
 from training import checkpoint as ckpt
 from training.card import CARD_NAME, write_model_card
-from training.migrate import migrate_folder
 from training.tasks import get_task
 
 # Needed only to continue a run on the machine that trained it (besides each task's `local_files`).
@@ -32,11 +32,9 @@ def push(folder, repo_id: str, *, private: bool = False, token: str | None = Non
     from huggingface_hub import HfApi
 
     folder = Path(folder)
-    config = ckpt.read_record(folder)           # refuse to upload something the demo cannot load
+    ckpt.read_record(folder)                    # refuse to upload something the demo cannot load
     ckpt.read_weights(folder)
-    if ckpt.read_json(folder).get("format_version") != ckpt.FORMAT_VERSION:
-        migrate_folder(folder)                  # what timm and the Hub read is format 2
-        config = ckpt.read_record(folder)
+    config = ckpt.upgrade_folder(folder)        # what timm and the Hub read is format 2
     card = folder / CARD_NAME
     if dataset_id or not card.is_file() or repo_id not in card.read_text(encoding="utf-8"):
         write_model_card(folder, dataset_id, repo_id=repo_id)   # its snippets name the repository
