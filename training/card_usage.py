@@ -1,8 +1,8 @@
 """The model card's "Use" section: how to load a checkpoint with Triptych, with timm (for networks timm
 builds) and with onnxruntime and numpy alone (when the folder has model.onnx, `python -m training export`).
 
-The snippets are tested as written: tests/test_portable.py runs the timm one and the ONNX one of
-checkpoints trained in the test.
+The snippets are tested as written: tests/test_timm_native.py runs the timm one and tests/test_onnx_export.py
+the ONNX one (in a process where torch cannot be imported), on checkpoints made in the test.
 """
 
 from __future__ import annotations
