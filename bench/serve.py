@@ -26,7 +26,12 @@ medians that are printed at the end.
 measures every checkpoint folder under checkpoints/ instead (whatever is shipped, never a fixed list): its
 bare `Predictor.predict` p50 on one CPU thread, on its task's sample input (an example file, decoding
 included), with its size and recorded scores and training time; `--write` puts that table into README.md
-and bench/RESULTS.md between their `shipped-checkpoints` markers.
+and bench/RESULTS.md between their `shipped-checkpoints` markers (bench/shipped.py).
+
+    .venv/bin/python bench/serve.py --inference-api [--requests 200]
+
+measures the Inference API, `POST /models/<task>/<name>`, against a bare FastAPI echo plus the bare model
+instead, goal <= 1.3 (bench/inference_api.py). PyTorch against ONNX on one thread: bench/portable.py.
 """
 
 from __future__ import annotations
@@ -46,16 +51,14 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from shipped import IMAGE_INPUT, TEXT_INPUT, shipped_table, speech_input, write_table  # noqa: E402  (bench/)
+
 TABS = {   # tab -> (API endpoint, echo endpoint)
     "image": ("/classify_image", "/echo_image"),
     "text": ("/classify_text", "/echo_text"),
     "speech": ("/recognize_speech", "/echo_speech"),
 }
-INPUTS = {
-    "image": REPO / "demo/examples/image/cat-1.png",
-    "text": "i was terrified walking home alone in the dark last night",
-    "speech": None,   # the first example clip, found at run time
-}
+INPUTS = {"image": IMAGE_INPUT, "text": TEXT_INPUT, "speech": None}   # speech: the first example clip, at run time
 
 
 # ------------------------------------------------------------------------------------- the app side
@@ -116,10 +119,6 @@ def start_app(port: int) -> subprocess.Popen:
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError("the app did not start within 300 s")
-
-
-def speech_input() -> Path:
-    return sorted((REPO / "demo/examples/speech").glob("*.wav"))[0]
 
 
 def api_argument(tab: str):
@@ -246,103 +245,22 @@ def print_row(tab: str, r: dict) -> None:
           flush=True)
 
 
-# ------------------------------------------------------------------------------- every shipped checkpoint
-
-MARKERS = ("<!-- shipped-checkpoints:start -->", "<!-- shipped-checkpoints:end -->")
-
-
-def shipped(root: Path) -> list[Path]:
-    """Every checkpoint folder under root/<task>/, tasks in the registry's order."""
-    from training.tasks import task_names
-    return [c.parent for task in task_names() for c in sorted((root / task).glob("*/config.json"))]
-
-
-def sample_input(task: str):
-    return {"image": INPUTS["image"], "text": INPUTS["text"], "speech": speech_input()}.get(task)
-
-
-def shipped_size(folder: Path) -> int:
-    """Bytes of what the folder ships (what `python -m training push` uploads)."""
-    import json
-
-    from training.push import local_patterns
-    skip = local_patterns(json.loads((folder / "config.json").read_text()))
-    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and not any(p.match(g) for g in skip))
-
-
-def bare_p50(folder: Path, raw, n: int) -> float:
-    """p50 of Predictor.predict on one CPU thread, milliseconds, decoding and preprocessing included."""
+def measure_inference_api(args, port: int, proc: subprocess.Popen) -> None:
     import torch
 
-    from demo.predictor import Predictor
+    import inference_api
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    echo_port = free_port()
+    echo = inference_api.start_echo(echo_port)
     try:
-        predictor = Predictor.load(folder, "cpu")
-        arg = str(raw) if isinstance(raw, Path) else raw
-        for _ in range(5):
-            predictor.predict(arg)
-        ms = []
-        for _ in range(n):
-            t = time.perf_counter()
-            predictor.predict(arg)
-            ms.append((time.perf_counter() - t) * 1000)
-        return statistics.median(ms)
+        print(f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}; milliseconds; ratio = api p50 / "
+              "(FastAPI echo p50 + bare p50), goal <= 1.3", flush=True)
+        inference_api.run(f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{echo_port}/", args.tabs,
+                          args.checkpoints, args.requests)
     finally:
-        torch.set_num_threads(threads)
-
-
-def recipe_for(folder: Path) -> str:
-    rel = folder.relative_to(REPO).as_posix()
-    for recipe in sorted((REPO / "recipes").glob("*.sh")):
-        if rel in recipe.read_text():
-            return f"`bash recipes/{recipe.name}`"
-    return "n/a"
-
-
-def shipped_row(folder: Path, n: int) -> str:
-    import json
-
-    from training.card import describe_size, hub_dataset_id, parameter_count, stages
-
-    config = json.loads((folder / "config.json").read_text())
-    m, d = config["metrics"], config["dataset"]
-    model = f"{config['architecture']}{describe_size(parameter_count(folder / 'model.safetensors'))}"
-    if config.get("pretrained"):
-        model += ", from ImageNet weights"
-    minutes = sum(float(r.get("training_seconds") or 0) for r in stages(config)) / 60
-    raw = sample_input(config["task"])
-    p50 = f"{bare_p50(folder, raw, n):.1f} ms" if raw is not None else "n/a"
-    data = f"`{hub_dataset_id(config) or Path(str(d.get('id'))).name}`, validation: {d.get('validation_split')}"
-    score = f"{m['accuracy']:.1%} (macro-F1 {m['macro_f1']:.3f})"
-    if d.get("sources"):   # a run on several datasets: each one, and its score on its own validation rows
-        data = (f"{len(d['sources'])} datasets: " + ", ".join(f"`{source_name(x)}`" for x in d["sources"])
-                + f", validation: each one's own ({d['sources'][0].get('validation_split')})")
-        score += "; " + ", ".join(f"{source_name(x, hub=False)} {m['by_dataset'][x['id']]['accuracy']:.1%}" for x in d["sources"])
-    return (f"| `{folder.relative_to(REPO).as_posix()}` | {model} | {data} | {score} | "
-            f"{shipped_size(folder) / 1e6:.1f} MB | {p50} | {minutes:.0f} min on {config.get('hardware', '?')} | "
-            f"{recipe_for(folder)} |")
-
-
-def source_name(source: dict, hub: bool = True) -> str:
-    """A dataset of a run on several, by its folder's name, with the Hub id it mirrors (`hub`)."""
-    from training.card import folder_name, hub_dataset_id
-
-    name, mirrors = folder_name(source), hub_dataset_id({"dataset": source}) if hub else None
-    return name if not mirrors or mirrors == str(source.get("id")) else f"{name} ({mirrors})"
-
-
-def shipped_table(root: Path, n: int) -> str:
-    rows = [shipped_row(folder, n) for folder in shipped(root)]
-    return "\n".join(["| checkpoint | model | data | validation accuracy | size | p50, 1 CPU thread | training | rebuild |",
-                      "|---|---|---|---|---|---|---|---|", *rows])
-
-
-def write_table(path: Path, table: str) -> None:
-    text = path.read_text()
-    start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
-    path.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+        for p in (echo, proc):
+            p.terminate()
+            p.wait(timeout=30)
 
 
 def main() -> None:
@@ -357,9 +275,15 @@ def main() -> None:
     p.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)   # internal: the app process
     p.add_argument("--shipped", action="store_true", help="measure every shipped checkpoint's bare p50 instead")
     p.add_argument("--write", action="store_true", help="with --shipped: write the table into README.md and RESULTS.md")
+    p.add_argument("--inference-api", action="store_true",
+                   help="measure POST /models/<task>/<name> against a bare FastAPI echo + the bare model instead")
+    p.add_argument("--fastapi-echo", type=int, default=None, help=argparse.SUPPRESS)   # internal: the echo process
     args = p.parse_args()
     if args.serve is not None:
         return serve(args.serve)
+    if args.fastapi_echo is not None:
+        from inference_api import serve_echo
+        return serve_echo(args.fastapi_echo)
     if args.shipped:
         table = shipped_table(args.checkpoints, args.bare_requests)
         print(table)
@@ -375,6 +299,8 @@ def main() -> None:
     INPUTS["speech"] = speech_input()
     port = free_port()
     proc = start_app(port)
+    if args.inference_api:
+        return measure_inference_api(args, port, proc)
     try:
         print(f"{cores} cores, torch threads {torch.get_num_threads()} (app: cores / {CONCURRENCY} concurrent); "
               f"milliseconds, throughput in requests/s; ratio = app p50 / (echo p50 + bare p50), goal <= 1.15; "

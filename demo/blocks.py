@@ -43,10 +43,11 @@ CSS = f"""
 """
 
 
-def load_models(checkpoint_root, device, warm_up: bool = True) -> dict[str, ModelSet]:
+def load_models(checkpoint_root, device, warm_up: bool = True, runtime: str = "torch") -> dict[str, ModelSet]:
     """Every tab's models, ready to serve: each warmed up once (see Task.sample_input) unless `warm_up` is
-    False, and on ZeroGPU Spaces each one's inference wrapped to run on a borrowed GPU (demo/zerogpu.py)."""
-    found = {task: discover(checkpoint_root, task, device) for task in task_names() if tab_module(task)}
+    False, and on ZeroGPU Spaces each one's inference wrapped to run on a borrowed GPU (demo/zerogpu.py).
+    `runtime` "onnx" predicts with each folder's model.onnx (demo/predictor.py)."""
+    found = {task: discover(checkpoint_root, task, device, runtime) for task in task_names() if tab_module(task)}
     on_zerogpu = gpu_decorator() is not None
     for models in found.values():
         for name, predictor in models.predictors.items():
@@ -62,11 +63,12 @@ def load_models(checkpoint_root, device, warm_up: bool = True) -> dict[str, Mode
 
 
 def build_demo(checkpoint_root="checkpoints", device: str | None = None, warm_up: bool = True,
-               teach: bool = False, sessions: bool = False) -> gr.Blocks:
+               teach: bool = False, sessions: bool = False, models: dict[str, ModelSet] | None = None) -> gr.Blocks:
     """The app: a tab per task, and with `teach` the Teach tab (`sessions`: each visitor's samples and
-    taught models private to their session, as on a public Space)."""
+    taught models private to their session, as on a public Space). `models`: `load_models`' result, when
+    the caller serves them elsewhere too (app.py's Inference API)."""
     device = pick_device(device)
-    models = load_models(checkpoint_root, device, warm_up)
+    models = models if models is not None else load_models(checkpoint_root, device, warm_up)
     # delete_cache: uploads and outputs older than an hour are removed every 10 minutes, so a public
     # Space does not fill its disk.
     with gr.Blocks(title=TITLE, delete_cache=(600, 3600)) as demo:

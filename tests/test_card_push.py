@@ -28,7 +28,7 @@ def front_matter(card: Path) -> dict:
 def test_shipped_card_matches_config(folder):
     config = json.loads((folder / "config.json").read_text())
     meta = front_matter(folder / "README.md")
-    assert meta["library_name"] == "pytorch"
+    assert meta["library_name"] == ("timm" if "pretrained_cfg" in config else "pytorch")   # timm's own format
     assert meta["pipeline_tag"] == {"image": "image-classification", "text": "text-classification",
                                     "speech": "audio-classification"}[config["task"]]
     result = meta["model-index"][0]["results"][0]
@@ -42,13 +42,14 @@ def test_shipped_card_matches_config(folder):
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_card_states_the_models_parameter_count(folder, tmp_path):
-    model, config, _ = load_model(folder, "cpu")
+    model, _, _ = load_model(folder, "cpu")
     count = sum(p.numel() for p in model.parameters())
     assert parameter_count(folder / "model.safetensors") == count
     copy = tmp_path / folder.name
     shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("resume.pt"))
     text = write_model_card(copy).read_text(encoding="utf-8")
-    assert f"(`{config['architecture']}`{describe_size(count)})" in text
+    architecture = json.loads((copy / "config.json").read_text())["architecture"]   # timm's name, once upgraded
+    assert f"(`{architecture}`{describe_size(count)})" in text
     assert f"{count / 1e6:.1f} M parameters" in text
 
 
@@ -88,6 +89,28 @@ def test_push_builds_the_upload(tmp_path):
     assert Path(upload_kwargs["folder_path"]) == folder
     assert "resume.pt" in upload_kwargs["ignore_patterns"]
     assert "validation accuracy" in upload_kwargs["commit_message"]
+
+
+def test_push_uploads_format_2_with_timms_keys(tmp_path):
+    """A format-1 folder is rewritten as format 2 before it goes up (what timm's hf-hub: loader reads), and
+    its card's snippets name the repository."""
+    source = REPO / "checkpoints" / "image" / "cifar10"
+    if json.loads((source / "config.json").read_text())["model"].get("architecture") != "efficientnet_lite0":
+        pytest.skip("the shipped image checkpoint is not a network timm builds")
+    folder = tmp_path / "cifar10"
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("resume.pt"))
+    config = json.loads((folder / "config.json").read_text())
+    config["format_version"] = 1
+    config["dataset"].pop("validation", None)
+    (folder / "config.json").write_text(json.dumps(config))
+    push(folder, "me/cifar10", api=FakeHub())
+    pushed = json.loads((folder / "config.json").read_text())
+    assert pushed["format_version"] == 2 and pushed["architecture"] == "tf_efficientnet_lite0"
+    size = pushed["model"]["image_size"]
+    assert pushed["pretrained_cfg"]["input_size"] == [3, size, size] and pushed["label_names"] == pushed["labels"]
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert 'timm.create_model("hf-hub:me/cifar10", pretrained=True)' in card
+    assert front_matter(folder / "README.md")["library_name"] == "timm"
 
 
 def test_push_refuses_a_broken_checkpoint(tmp_path):

@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 import torch
+from tiny_models import lively
 
 from training import checkpoint as ckpt
 from training.checkpoint import CheckpointError, atomic_write, load_model, load_resume, save_checkpoint, save_resume
@@ -19,25 +20,11 @@ LABELS = ["cat", "dog", "ship"]
 
 
 def build(config: ImageConfig) -> torch.nn.Module:
-    """A model whose every tensor is off its initial value, and whose logits are O(1) and input-dependent.
-
-    (torchvision initialises classifier heads near zero and BatchNorm to the identity: a round trip that
-    dropped them would still look equal.)
-    """
+    """A model whose every tensor is off its initial value, and whose logits are O(1) and input-dependent
+    (tiny_models.lively)."""
     torch.manual_seed(0)
     model = task.build_model(config, len(LABELS))
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Linear):
-                torch.nn.init.normal_(m.weight, 0, 1 / m.in_features ** 0.5)
-                if m.bias is not None:
-                    torch.nn.init.normal_(m.bias, 0, 0.5)
-            elif isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-                m.momentum = None            # running statistics := this batch's, exactly
-        model.train()(torch.randn(8, 3, config.image_size, config.image_size))
-    return model.eval()
+    return lively(model, torch.randn(8, 3, config.image_size, config.image_size))
 
 
 def save(folder, model, config: ImageConfig, labels=LABELS) -> None:

@@ -7,9 +7,11 @@ import pytest
 from conftest import make_imagefolder
 
 from training.checkpoint import CheckpointError
+from training.config_record import RecordError
 from training.cli import main
 from training.data import DatasetError
 from training.errors import SettingsError, TriptychError
+from training.export import ExportError
 from training.push import PushError
 from training.records import TrainingError
 from training.tasks.base import FeatureVersionError
@@ -17,7 +19,7 @@ from training.weights import WeightsError
 
 
 @pytest.mark.parametrize("error", [DatasetError, CheckpointError, TrainingError, SettingsError, WeightsError,
-                                   FeatureVersionError, PushError])
+                                   FeatureVersionError, PushError, ExportError, RecordError])
 def test_the_projects_errors_are_its_own_not_a_libraries(error):
     assert issubclass(error, TriptychError) and not issubclass(error, (ValueError, RuntimeError))
 

@@ -42,7 +42,9 @@ def test_a_cross_validated_speech_run_records_its_out_of_fold_scores(tmp_path):
                     "--folds", "5", *TINY, "--epochs", "2"])
     config = json.loads((out / "config.json").read_text())
     metrics, rows = config["metrics"], config["dataset"]["num_train"]
-    assert config["dataset"]["folds"] == 5 and "5-fold cross-validation by speaker_id" in config["dataset"]["validation_split"]
+    assert config["dataset"]["validation"] == {"kind": "folds", "split": "train", "fraction": None, "by": "speaker_id",
+                                               "seed": 0, "folds": 5}
+    assert "5-fold cross-validation by speaker_id" in config["dataset"]["validation_split"]
     assert metrics["num_examples"] == rows == config["dataset"]["num_validation"] == 20     # every row, once
     assert sorted(metrics["by_group"]) == [f"spk{k}" for k in range(5)]
     folds = metrics["folds"]

@@ -58,7 +58,7 @@ def check_run_folder(out: Path, summary: dict, *, dataset: str, labels: list[str
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
 
     config = json.loads((out / "config.json").read_text())
-    assert config["format_version"] == 1 and config["task"] == "image"
+    assert config["format_version"] == 2 and config["task"] == "image"
     assert config["labels"] == labels
     assert config["architecture"] == "resnet20"
     assert config["model"]["architecture"] == "resnet20" and config["model"]["image_size"] == 16

@@ -107,7 +107,7 @@ def test_an_image_project_is_a_linear_probe_on_pretrained_features(tmp_path):
     samples = image_files(tmp_path / "photos", {"red": 0, "blue": 2})
     result = teach.teach(Project("image", samples), tmp_path / "colours", checkpoints=CHECKPOINTS)
     config = json.loads((tmp_path / "colours" / "config.json").read_text())
-    assert config["architecture"] == "efficientnet_lite0" and config["pretrained"]["license"]
+    assert config["model"]["architecture"] == "efficientnet_lite0" and config["pretrained"]["license"]
     assert config["train_args"]["freeze_backbone"] is True
     assert result["accuracy"] == 1.0          # red against blue, on ImageNet features
 

@@ -12,17 +12,23 @@ from training.parser import COMMANDS, command_settings, get_args_parser, given_f
 from training.tasks import get_task
 
 
+def run_task(args, argv: list[str]) -> dict:
+    """A training command: a run, a cross-validation (--folds) or its plan (--dry-run)."""
+    from training import engine
+    from training.folds import cross_validate
+
+    task = get_task(args.command)
+    settings = run_settings(task, args, given_fields(task, argv))
+    if settings.train.dry_run:
+        planned = engine.plan(task, settings)
+        print(json.dumps(planned, indent=2))
+        return planned
+    return cross_validate(task, settings, engine.Hooks()) if settings.data.folds else engine.run(task, settings)
+
+
 def run_command(args, argv: list[str]) -> dict:
     if args.command not in COMMANDS:
-        from training import engine
-        from training.folds import cross_validate
-        task = get_task(args.command)
-        settings = run_settings(task, args, given_fields(task, argv))
-        if settings.train.dry_run:
-            planned = engine.plan(task, settings)
-            print(json.dumps(planned, indent=2))
-            return planned
-        return cross_validate(task, settings, engine.Hooks()) if settings.data.folds else engine.run(task, settings)
+        return run_task(args, argv)
     s = vars(command_settings(args))
     if args.command == "card":
         from training.card import write_model_card
@@ -34,9 +40,16 @@ def run_command(args, argv: list[str]) -> dict:
         info = push(s.pop("checkpoint"), s.pop("repo_id"), **s)
         print(getattr(info, "commit_url", info))
         return {"commit": str(getattr(info, "commit_url", info))}
-    from training import evaluate
-    run = {"evaluate": evaluate.run_evaluate, "calibrate": evaluate.run_calibrate, "report": evaluate.run_report}
-    report = run[args.command](s.pop("checkpoint"), s.pop("dataset"), **s)
+    if args.command == "export":
+        from training.export import export_onnx
+        report = export_onnx(s["checkpoint"], quantize=s["quantize"])
+    elif args.command == "migrate":
+        from training.migrate import migrate_folder
+        report = migrate_folder(s["checkpoint"])
+    else:
+        from training import evaluate
+        run = {"evaluate": evaluate.run_evaluate, "calibrate": evaluate.run_calibrate, "report": evaluate.run_report}
+        report = run[args.command](s.pop("checkpoint"), s.pop("dataset"), **s)
     print(json.dumps(report, indent=2))
     return report
 

@@ -1,7 +1,7 @@
-"""The settings of the commands that act on a checkpoint (evaluate, calibrate, report, card, push), as
-dataclasses whose `option` fields are their flags (training/settings.py), like the training runs' settings.
-Flags shared with training (--device, --workers, --dataset-config, --revision, --label-column) are written
-once in training/settings.py."""
+"""The settings of the commands that act on a checkpoint (evaluate, calibrate, report, card, push, export,
+migrate), as dataclasses whose `option` fields are their flags (training/settings.py), like the training
+runs' settings. Flags shared with training (--device, --workers, --dataset-config, --revision,
+--label-column) are written once in training/settings.py."""
 
 from __future__ import annotations
 
@@ -67,3 +67,15 @@ class PushSettings(CardSettings):
     repo_id: str = option(None, "model repository on the Hub, e.g. you/cifar10-resnet20", required=True)
     private: bool = option(False, "create the repository as private")
     token: str | None = option(None, "Hub token (default: the one `hf auth login` saved)", type=str)
+
+
+@dataclass
+class ExportSettings:
+    checkpoint: str = option(None, CHECKPOINT, required=True)
+    quantize: str | None = option(None, "also write model.int8.onnx: onnxruntime's dynamic int8 quantisation of the "
+                                        "weights", type=str, choices=("int8",))
+
+
+@dataclass
+class MigrateSettings:
+    checkpoint: str = option(None, CHECKPOINT, required=True)

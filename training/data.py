@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
+from training.config_record import Validation
 from training.errors import TriptychError
 
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
@@ -44,7 +45,9 @@ class Splits:
     labels: list[str]               # index -> name
     input_column: str
     label_column: str
-    info: dict = field(default_factory=dict)   # what config.json records under "dataset"
+    # What config.json records under "dataset" (config_record.DatasetRecord's JSON): which rows validate is
+    # data (`validation`); `validation_split` is its sentence, for people.
+    info: dict = field(default_factory=dict)
 
 
 def load_raw(dataset: str, *, name: str | None = None, revision: str | None = None):
@@ -209,37 +212,37 @@ def load_splits(dataset: str, *, input_candidates: Sequence[str], input_column: 
         eval_split = "validation"
     where = dict(dataset=dataset, train_split=train_split, lab_col=lab_col, labels=labels)
     if folds:
-        train, val, train_y, val_y, val_from = no_split(raw, train, train_y, eval_split, folds, group_column,
-                                                             **where)
+        train, val, train_y, val_y, validation = no_split(train, train_y, eval_split, folds, group_column, seed,
+                                                          **where)
     elif eval_split is not None:
-        train, val, train_y, val_y, val_from = given_split(raw, train, train_y, eval_split, **where)
+        train, val, train_y, val_y, validation = given_split(raw, train, train_y, eval_split, **where)
     else:
-        train, val, train_y, val_y, val_from = carved_split(train, train_y, val_fraction, seed, group_column,
-                                                                 **where)
+        train, val, train_y, val_y, validation = carved_split(train, train_y, val_fraction, seed, group_column,
+                                                              **where)
     train, train_y = subsample(train, train_y, max_train_samples, seed)
     val, val_y = subsample(val, val_y, max_eval_samples, seed + 1)
     info = {"id": dataset, "hub_id": hub_id or (dataset if is_hub_id(dataset) else None), "name": name,
             "revision": revision or dataset_revision(raw[train_split]),
-            "train_split": train_split, "validation_split": val_from,
+            "train_split": train_split, "validation": asdict(validation), "validation_split": validation.describe(),
             "num_train": len(train), "num_validation": len(val)}
     return Splits(train, val, train_y, val_y, labels, in_col, lab_col, info)
 
 
 def given_split(raw, train, train_y, eval_split: str, *, dataset: str, train_split: str, lab_col: str,
-                     labels: list[str]):
-    """(train, val, train labels, val labels, where validation came from): the dataset's own split."""
+                labels: list[str]):
+    """(train, val, train labels, val labels, the Validation record): the dataset's own split."""
     if eval_split not in raw:
         raise DatasetError(f"{dataset}: no '{eval_split}' split; it has {list(raw)}.")
     val = decode_off(raw[eval_split])
     if len(val) == 0:
         raise DatasetError(f"{dataset}: split '{eval_split}' is empty.")
-    return train, val, train_y, label_ids(val, lab_col, labels, split=eval_split), eval_split
+    return train, val, train_y, label_ids(val, lab_col, labels, split=eval_split), Validation("split", eval_split)
 
 
 def carved_split(train, train_y, val_fraction: float, seed: int, group_column: str | None, *, dataset: str,
-                      train_split: str, lab_col: str, labels: list[str]):
-    """(train, val, train labels, val labels, where validation came from): `val_fraction` of the training
-    rows, stratified by label or by whole groups."""
+                 train_split: str, lab_col: str, labels: list[str]):
+    """(train, val, train labels, val labels, the Validation record): `val_fraction` of the training rows,
+    stratified by label or by whole groups."""
     groups = None
     if group_column:
         detect_column(train, group_column, (), "group", "--group-column")
@@ -247,13 +250,14 @@ def carved_split(train, train_y, val_fraction: float, seed: int, group_column: s
     tr_rows, va_rows = carve_validation(train_y, val_fraction, seed, groups)
     if not va_rows or not tr_rows:
         raise DatasetError(f"{dataset}: too few rows ({len(train)}) to carve a validation split.")
-    val_from = f"{train_split} (held out {val_fraction:g}" + (f" by {group_column})" if group_column else ", stratified)")
-    return train.select(tr_rows), train.select(va_rows), train_y[tr_rows], train_y[va_rows], val_from
+    validation = Validation("carved", train_split, fraction=val_fraction, by=group_column, seed=seed)
+    return train.select(tr_rows), train.select(va_rows), train_y[tr_rows], train_y[va_rows], validation
 
 
-def no_split(raw, train, train_y, eval_split: str | None, folds: int, group_column: str | None, *,
-                  dataset: str, train_split: str, lab_col: str, labels: list[str]):
-    """(train, an empty val, ...): K-fold cross-validation draws its folds from the training rows."""
+def no_split(train, train_y, eval_split: str | None, folds: int, group_column: str | None, seed: int, *,
+             dataset: str, train_split: str, lab_col: str, labels: list[str]):
+    """(train, an empty val, ..., the Validation record): K-fold cross-validation draws its folds from the
+    training rows."""
     if eval_split is not None:
         raise DatasetError(f"--folds {folds}: {dataset} has a '{eval_split}' split; cross-validation draws its "
                            "folds from a training split that has none. Drop --folds to validate on it.")
@@ -261,10 +265,8 @@ def no_split(raw, train, train_y, eval_split: str | None, folds: int, group_colu
         raise DatasetError(f"--folds {folds}: give 2 or more (0 turns cross-validation off).")
     if group_column:
         detect_column(train, group_column, (), "group", "--group-column")
-    by = f"by {group_column}" if group_column else "stratified by label"
-    return (train, train.select([]), train_y, train_y[:0],
-            f"{train_split}, {folds}-fold cross-validation {by} (every row scored by the fold run that did not "
-            "train on it)")
+    validation = Validation("folds", train_split, by=group_column, seed=seed, folds=folds)
+    return train, train.select([]), train_y, train_y[:0], validation
 
 
 def fold_of_rows(labels: torch.Tensor, folds: int, seed: int, groups: Sequence | None = None) -> np.ndarray:
@@ -392,7 +394,8 @@ def combine(parts: list[Splits], group_column: str | None = None) -> Splits:
         sources.append({**part.info, "num_train": len(train), "dropped_train_rows": dropped,
                         "val_rows": [start, start + len(part.val)]})
         start += len(part.val)
-    info = {**first.info, "sources": sources, "validation_split": "each dataset's own (see sources)"}
+    several = Validation("sources", first.info["train_split"])
+    info = {**first.info, "sources": sources, "validation": asdict(several), "validation_split": several.describe()}
     return Splits(datasets.concatenate_datasets(trains), datasets.concatenate_datasets(vals), torch.cat(train_ys),
                   torch.cat(val_ys), labels, column, first.label_column, info)
 

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from training import checkpoint as ckpt
 from training.cache import encode_split
+from training.config_record import CheckpointRecord
 from training.data import MissingSplit, default_name, load_eval_split, load_task_splits, subsample
 from training.device import pick_device
 from training.engine import calibrate, evaluate
@@ -34,10 +35,10 @@ def run_evaluate(checkpoint, dataset: str, *, split: str = "validation", dataset
     `predictions` names a JSON-lines file to write every row's probabilities to (`write_predictions`).
     Rows are decoded and batched as validation and the demo decode them (Task.encode, Task.make_batch)."""
     device = pick_device(device)
-    model, config, task_config = ckpt.load_model(checkpoint, device)
-    task = get_task(config["task"])
+    model, config, task_config = ckpt.load(checkpoint, device)
+    task = get_task(config.task)
     seed = recorded_settings(config, task).train.seed
-    labels = config["labels"]
+    labels = list(config.labels)
     try:
         ds, y, column = load_eval_split(dataset, split, labels, input_candidates=task.input_columns,
                                         input_column=input_column, label_column=label_column, name=dataset_config,
@@ -45,11 +46,11 @@ def run_evaluate(checkpoint, dataset: str, *, split: str = "validation", dataset
                                         adapt=lambda raw: task.adapt_dataset(raw, task_config, seed))
         scored = split
     except MissingSplit:
-        if split == "validation" and cross_validated(config):
-            raise MissingSplit(f"{checkpoint} was cross-validated ({config['dataset']['folds']} folds): the model kept "
-                               "trained on every row of its training split, and its recorded validation is the fold "
-                               "runs' (out of fold). Score it on another split, e.g. --split test.") from None
-        if split != "validation" or not carved_validation(config):
+        if split == "validation" and config.dataset.validation.cross_validated:
+            raise MissingSplit(f"{checkpoint} was cross-validated ({config.dataset.validation.folds} folds): the model "
+                               "kept trained on every row of its training split, and its recorded validation is the "
+                               "fold runs' (out of fold). Score it on another split, e.g. --split test.") from None
+        if split != "validation" or not config.dataset.carved:
             raise
         ds, y, column, scored = recorded_validation_rows(config, dataset, checkpoint)
         ds, y = subsample(ds, y, max_samples, 0)
@@ -82,35 +83,23 @@ def write_predictions(path, inputs, targets, probs, labels: list[str]) -> Path:
     return path
 
 
-def recorded_validation_rows(config: dict, dataset: str, checkpoint):
+def recorded_validation_rows(config: CheckpointRecord, dataset: str, checkpoint):
     """The validation rows the checkpoint's run carved from `dataset`: on a run of several datasets, the
     rows of the one recorded under that path (all of them are loaded, to carve as the run did)."""
-    sources = config.get("dataset", {}).get("sources") or []
+    sources = config.dataset.sources
     if not sources:
         splits = recorded_splits(config, dataset, where=checkpoint)
-        return splits.val, splits.val_labels, splits.input_column, f"validation (carved from {splits.info['train_split']} as recorded)"
-    match = [s for s in sources if str(s.get("id")) == str(dataset)]
+        return (splits.val, splits.val_labels, splits.input_column,
+                f"validation (carved from {config.dataset.validation.split} as recorded)")
+    match = [s for s in sources if str(s.id) == str(dataset)]
     if not match:
         raise MissingSplit(f"{dataset}: no 'validation' split, and not one of the datasets {checkpoint} was trained "
-                           f"on ({', '.join(str(s.get('id')) for s in sources)}), whose carved rows could be scored.")
+                           f"on ({', '.join(str(s.id) for s in sources)}), whose carved rows could be scored.")
     splits = recorded_splits(config, where=checkpoint)
-    start, stop = match[0]["val_rows"]
+    start, stop = match[0].val_rows
     rows = list(range(start, stop))
     return (splits.val.select(rows), splits.val_labels[start:stop], splits.input_column,
-            f"validation (carved from {match[0].get('train_split', 'train')} as recorded, this dataset's rows)")
-
-
-def cross_validated(config: dict) -> bool:
-    """Whether the checkpoint's model trained on every row of its split (--folds): it has no held-out rows."""
-    return bool(config.get("dataset", {}).get("folds"))
-
-
-def carved_validation(config: dict) -> bool:
-    """Whether the checkpoint's run held its validation rows out of its training split (no validation
-    split of its own, and none named with --eval-split)."""
-    d = config.get("dataset", {})
-    return any(str(s.get("validation_split", "")).startswith(f"{s.get('train_split', 'train')} (held out")
-               for s in d.get("sources") or [d])
+            f"validation (carved from {match[0].validation.split} as recorded, this dataset's rows)")
 
 
 def run_calibrate(checkpoint, dataset: str | None = None, *, device: str | None = None, workers: int = 0) -> dict:
@@ -129,7 +118,7 @@ def run_calibrate(checkpoint, dataset: str | None = None, *, device: str | None 
 class Validation(NamedTuple):
     device: object
     model: object
-    config: dict
+    config: CheckpointRecord
     task: object
     task_config: object
     splits: object
@@ -141,29 +130,31 @@ def recorded_validation(folder, dataset: str | None = None, *, device: str | Non
                         workers: int = 0) -> Validation:
     """The checkpoint in `folder`, loaded, with its run's validation rows rebuilt and decoded."""
     device = pick_device(device)
-    model, config, task_config = ckpt.load_model(folder, device)
-    if cross_validated(config):
-        raise ckpt.CheckpointError(f"{folder} was cross-validated ({config['dataset']['folds']} folds): it trained on "
-                                   "every row, so it has no held-out rows to score again; its recorded validation, "
-                                   "confusion matrix and unsure threshold come from the fold runs (out of fold).")
-    task = get_task(config["task"])
+    model, config, task_config = ckpt.load(folder, device)
+    if config.dataset.validation.cross_validated:
+        raise ckpt.CheckpointError(f"{folder} was cross-validated ({config.dataset.validation.folds} folds): it "
+                                   "trained on every row, so it has no held-out rows to score again; its recorded "
+                                   "validation, confusion matrix and unsure threshold come from the fold runs (out of "
+                                   "fold).")
+    task = get_task(config.task)
     splits = recorded_splits(config, dataset, where=folder)
     data, lengths = encode_split(task, task_config, splits.val, splits.input_column, workers=workers,
                                  desc="decode validation")
     return Validation(device, model, config, task, task_config, splits, data, lengths)
 
 
-def recorded_splits(config: dict, dataset=None, *, where="the checkpoint"):
-    """The training and validation rows of the run that trained a checkpoint, rebuilt from the settings
-    its config.json recorded (same validation split or carved fraction, seed and grouping, same dataset
-    adapter settings); `dataset` replaces the recorded path (a list: one per dataset of a run on several),
-    for the same data in another place. Labels must be the checkpoint's."""
-    task = get_task(config["task"])
+def recorded_splits(config: CheckpointRecord | dict, dataset=None, *, where="the checkpoint"):
+    """The training and validation rows of the run that trained a checkpoint (its record, or config.json's
+    content), rebuilt from the settings it recorded (same validation split or carved fraction, seed and
+    grouping, same dataset adapter settings); `dataset` replaces the recorded path (a list: one per dataset
+    of a run on several), for the same data in another place. Labels must be the checkpoint's."""
+    config = ckpt.as_record(config)
+    task = get_task(config.task)
     s = recorded_settings(config, task)
     splits = load_task_splits(task, s.data, s.task, s.train.seed, dataset=dataset or None)
-    if splits.labels != config["labels"]:
+    if splits.labels != list(config.labels):
         raise ckpt.CheckpointError(f"{Path(str(where))}: the dataset's labels {splits.labels} are not the "
-                                   f"checkpoint's {config['labels']}.")
+                                   f"checkpoint's {list(config.labels)}.")
     return splits
 
 
@@ -172,15 +163,15 @@ def run_report(checkpoint, dataset: str | None = None, *, device: str | None = N
     written before metrics.json held the confusion matrix is scored again on its recorded validation rows
     (as `calibrate` rebuilds them; `dataset` replaces the recorded path), and the matrix is recorded."""
     folder = Path(checkpoint)
-    config = ckpt.read_config(folder)
+    config = ckpt.read_record(folder)
     metrics_path = folder / "metrics.json"
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
     report = {"checkpoint": str(folder)}
     if metrics and metrics.get("confusion") is None:
         cm = rescore_validation(folder, dataset, device=device, workers=workers)
-        scores = from_confusion(cm, config["labels"])
+        scores = from_confusion(cm, list(config.labels))
         report["rescored"] = {"accuracy": scores["accuracy"], "num_examples": scores["num_examples"],
-                              "recorded_accuracy": config.get("metrics", {}).get("accuracy")}
+                              "recorded_accuracy": config.metrics.accuracy}
         ckpt.write_json(metrics_path, {**metrics, "confusion": cm.tolist()})
     report["written"] = [str(p) for p in draw_recorded(folder)]
     return report
@@ -189,6 +180,6 @@ def run_report(checkpoint, dataset: str | None = None, *, device: str | None = N
 def rescore_validation(folder, dataset: str | None = None, *, device: str | None = None, workers: int = 0):
     """The confusion matrix of the checkpoint in `folder` on the validation rows its run used."""
     v = recorded_validation(folder, dataset, device=device, workers=workers)
-    cm, _ = evaluate(v.model, v.task, v.task_config, v.data, v.lengths, v.splits.val_labels, len(v.config["labels"]),
+    cm, _ = evaluate(v.model, v.task, v.task_config, v.data, v.lengths, v.splits.val_labels, len(v.config.labels),
                      batch_size=256, device=v.device)
     return cm

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
 from training import checkpoint as ckpt
 from training.cache import encode_split
+from training.config_record import Validation
 from training.data import Splits, fold_of_rows, load_task_splits
 from training.device import pick_device
 from training.engine import apply_recipe, run
@@ -51,8 +52,10 @@ def cross_validate(task: Task, settings: RunSettings, hooks: Hooks) -> dict:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     validation = out_of_fold_scores(probs, splits, fold, groups, runs)
+    how = Validation("folds", data.train_split, by=data.group_column, seed=train.seed, folds=data.folds)
     everything = replace(splits, val=splits.train.select([]), val_labels=splits.train_labels[:0],
-                         info={**splits.info, "num_validation": int((fold >= 0).sum()), "folds": data.folds})
+                         info={**splits.info, "num_validation": int((fold >= 0).sum()), "validation": asdict(how),
+                               "validation_split": how.describe()})
     summary = run(task, replace(settings, train=replace(settings.train, keep="last")), hooks=hooks, splits=everything,
                   recipe=recipe, validation=validation)
     return {**summary, "folds": runs}

@@ -1,4 +1,4 @@
-"""The command line's parser: `python -m training {<task>,evaluate,calibrate,card,report,push} ...`.
+"""The command line's parser: `python -m training {<task>,evaluate,calibrate,card,report,push,export,migrate} ...`.
 
 A task's subcommand has the task's own flags (generated from its settings dataclass), its input-column
 flag, and the data and training flags (from DataSettings and TrainSettings, with the task's defaults).
@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from training.commands import CalibrateSettings, CardSettings, EvaluateSettings, PushSettings, ReportSettings
+from training.commands import (CalibrateSettings, CardSettings, EvaluateSettings, ExportSettings, MigrateSettings,
+                               PushSettings, ReportSettings)
 from training.settings import DataSettings, RunSettings, TrainSettings, add_flags, cli_fields, dest_of, from_flags
 from training.tasks import Task, get_task, task_names
 
@@ -25,6 +26,8 @@ DESCRIPTION = """Fine-tune and score Triptych's classifiers.
     python -m training evaluate --checkpoint checkpoints/image/cifar10 --dataset ... --split test
     python -m training report --checkpoint checkpoints/image/cifar10   # draw its figures again
     python -m training push --checkpoint checkpoints/image/cifar10 --repo-id you/cifar10-resnet20
+    python -m training export --checkpoint checkpoints/image/cifar10   # model.onnx, for onnxruntime
+    python -m training migrate --checkpoint checkpoints/image/cifar10  # config.json in today's format
 """
 
 
@@ -41,10 +44,14 @@ COMMANDS = {
     "evaluate": (EvaluateSettings, "score a checkpoint on a dataset split; prints JSON"),
     "calibrate": (CalibrateSettings, "choose the confidence below which the demo calls the model unsure (training "
                                      "does this)"),
-    "card": (CardSettings, "write the checkpoint's model card (README.md)"),
+    "card": (CardSettings, "write the checkpoint's model card (README.md); a folder in an older format gets its "
+                           "config.json in format 2 first"),
     "report": (ReportSettings, "draw a checkpoint's training_curves.png and confusion_matrix.png again from its "
                                "metrics.json"),
     "push": (PushSettings, "upload a checkpoint folder to the Hugging Face Hub"),
+    "export": (ExportSettings, "write the checkpoint as model.onnx (checked against PyTorch) for onnxruntime"),
+    "migrate": (MigrateSettings, "rewrite a checkpoint's config.json in today's format (format 2, with timm's keys "
+                                 "where timm builds the network) and its model card; the weights are not touched"),
 }
 
 
@@ -66,7 +73,8 @@ def get_args_parser(suppress: bool = False) -> argparse.ArgumentParser:
 
 
 def command_settings(args: argparse.Namespace):
-    """The typed settings of a parsed checkpoint command (evaluate, calibrate, card, report, push)."""
+    """The typed settings of a parsed checkpoint command (evaluate, calibrate, card, report, push, export,
+    migrate)."""
     return from_flags(COMMANDS[args.command][0], vars(args))
 
 

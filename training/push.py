@@ -1,7 +1,10 @@
 """`python -m training push --checkpoint DIR --repo-id ID`: upload a checkpoint folder to the Hugging Face Hub.
 
-The folder already is a model repository (weights, config, task files, model card, report PNGs); resume
-state and training-only files stay behind.
+The folder already is a model repository (weights, config, task files, model card, report PNGs, and
+model.onnx once exported); resume state and training-only files stay behind. A folder in an older format
+gets its config.json in format 2 first (what timm's `hf-hub:` loader reads), and a card that does not name
+the repository yet is written again first, so that its loading snippets do
+(`timm.create_model("hf-hub:OWNER/NAME")`).
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ from training.tasks import get_task
 LOCAL_ONLY = [ckpt.RESUME_NAME, "*.tmp", ".*"]
 
 
-
 class PushError(TriptychError):
     """A checkpoint that could not be uploaded to the Hub; the message says why and what to do."""
 
-def local_patterns(config: dict) -> list[str]:
-    """File patterns of a checkpoint folder that stay on the machine that trained it: never pushed."""
-    return [*LOCAL_ONLY, *get_task(config["task"]).local_files]
+
+def local_patterns(config) -> list[str]:
+    """File patterns of a checkpoint folder that stay on the machine that trained it: never pushed.
+    `config`: its record, or config.json's content."""
+    task = config.task if hasattr(config, "task") else config["task"]
+    return [*LOCAL_ONLY, *get_task(task).local_files]
 
 
 def push(folder, repo_id: str, *, private: bool = False, token: str | None = None, dataset_id: str | None = None,
@@ -32,13 +37,15 @@ def push(folder, repo_id: str, *, private: bool = False, token: str | None = Non
     from huggingface_hub import HfApi
 
     folder = Path(folder)
-    config = ckpt.read_config(folder)           # refuse to upload something the demo cannot load
+    ckpt.read_record(folder)                    # refuse to upload something the demo cannot load
     ckpt.read_weights(folder)
-    if dataset_id or not (folder / CARD_NAME).is_file():
-        write_model_card(folder, dataset_id)
+    config = ckpt.upgrade_folder(folder)        # what timm and the Hub read is format 2
+    card = folder / CARD_NAME
+    if dataset_id or not card.is_file() or repo_id not in card.read_text(encoding="utf-8"):
+        write_model_card(folder, dataset_id, repo_id=repo_id)   # its snippets name the repository
     api = api or HfApi(token=token)
-    acc = config.get("metrics", {}).get("accuracy")
-    message = f"Upload {config['task']} model {folder.name}" + (f" (validation accuracy {acc:.4f})" if acc else "")
+    acc = config.metrics.accuracy
+    message = f"Upload {config.task} model {folder.name}" + (f" (validation accuracy {acc:.4f})" if acc else "")
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         return api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",

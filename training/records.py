@@ -1,8 +1,8 @@
 """What a run records in its checkpoint's config.json, and the rules for starting from a checkpoint.
 
-`checkpoint_config` is the whole config.json of a run; `run_record` its `train_args` (every flag, as the
-flags are named), which `recorded_settings` reads back into typed settings, for `evaluate`, `calibrate`
-and the examples builder. `start_from_checkpoint` holds the --init-from rules, and `earlier_stages` what
+`checkpoint_config` is the run's record (training/config_record.py), the whole of its config.json;
+`run_record` its `train_args` (every flag, as the flags are named), which `recorded_settings` reads back
+into typed settings, for `evaluate`, `calibrate` and the examples builder. `start_from_checkpoint` holds the --init-from rules, and `earlier_stages` what
 such a run carries of the runs before it into its metrics.json; `transfer_from_checkpoint` and
 `load_all_but_head` the --transfer-from ones.
 """
@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from training import checkpoint as ckpt
+from training import config_record as rec
+from training.config_record import CheckpointRecord
 from training.device import describe
 from training.errors import TriptychError
 from training.settings import DataSettings, RunSettings, TrainSettings, dest_of, from_record, json_value, to_record
@@ -42,20 +44,21 @@ def run_record(task: Task, settings: RunSettings) -> dict:
             **to_record(settings.data), **to_record(settings.train)}
 
 
-def recorded_settings(config: dict, task: Task | None = None) -> RunSettings:
-    """The settings a checkpoint's run recorded, over the defaults (the task's engine defaults included)
-    for any setting it did not record."""
-    task = task or get_task(config["task"])
-    record = config.get("train_args", {})
-    data = from_record(DataSettings, record, input_column=record.get(flag_dest(task.input_flag)))
-    train = from_record(TrainSettings, {**task.train_defaults, **record})
-    return RunSettings(task.config_from_checkpoint(config), data, train)
+def recorded_settings(config: CheckpointRecord | dict, task: Task | None = None) -> RunSettings:
+    """The settings a checkpoint's run recorded (its record, or config.json's content), over the defaults
+    (the task's engine defaults included) for any setting it did not record."""
+    config = ckpt.as_record(config)
+    task = task or get_task(config.task)
+    args = config.train_args
+    data = from_record(DataSettings, args, input_column=args.get(flag_dest(task.input_flag)))
+    train = from_record(TrainSettings, {**task.train_defaults, **args})
+    return RunSettings(task.config_from_checkpoint(config.to_json()), data, train)
 
 
 def versions() -> dict:
     import importlib.metadata as md
     out = {"python": platform.python_version()}
-    for name in ("torch", "torchvision", "torchaudio", "datasets", "tokenizers", "safetensors"):
+    for name in ("torch", "torchvision", "torchaudio", "timm", "datasets", "tokenizers", "safetensors"):
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -70,29 +73,31 @@ def hardware(device: torch.device, world: int) -> str:
 
 def checkpoint_config(task: Task, config, settings: RunSettings, splits, best: dict, *, hardware: str,
                       seconds: float, parent: dict | None = None, transferred: dict | None = None,
-                      recipe: dict | None = None) -> dict:
-    """The run's config.json (checkpoint.save_checkpoint adds the format version). A --transfer-from run's
-    weights descend from its source's pretrained weights, whose record (and license) it carries. `recipe`
-    is the default recipe the run's settings came from, where they did (train_args holds every setting)."""
+                      recipe: dict | None = None) -> CheckpointRecord:
+    """The run's record: its config.json (checkpoint.save_checkpoint adds timm's keys where they apply). A
+    --transfer-from run's weights descend from its source's pretrained weights, whose record (and license)
+    it carries. `parent` and `transferred` are the JSON of `start_from_checkpoint`'s and
+    `transfer_from_checkpoint`'s records (what resume state keeps); `recipe`, the default recipe the run's
+    settings came from, where they did (train_args holds every setting)."""
     metrics = {k: v for k, v in best.items() if k != "confusion"}
     pretrained = task.pretrained_source(config) or (transferred or {}).get("pretrained")
-    return {"task": task.name, "architecture": task.architecture(config), "labels": list(splits.labels),
-            "model": task.config_to_dict(config), "preprocessing": task.preprocessing_record(config),
-            "metrics": metrics, "dataset": splits.info, "train_args": run_record(task, settings),
-            "versions": versions(), "hardware": hardware, "training_seconds": round(seconds, 1),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **({"recipe": recipe} if recipe else {}),
-            **({"pretrained": pretrained} if pretrained else {}),
-            **({"init_from": parent} if parent else {}),
-            **({"transferred_from": transferred} if transferred else {})}
+    return CheckpointRecord.from_json({
+        "task": task.name, "architecture": task.architecture(config), "labels": list(splits.labels),
+        "model": task.config_to_dict(config), "preprocessing": task.preprocessing_record(config),
+        "metrics": metrics, "dataset": splits.info, "train_args": run_record(task, settings),
+        "versions": versions(), "hardware": hardware, "training_seconds": round(seconds, 1),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **({"recipe": recipe} if recipe else {}),
+        **({"pretrained": pretrained} if pretrained else {}), **({"init_from": parent} if parent else {}),
+        **({"transferred_from": transferred} if transferred else {})})
 
 
 def record_unsure_threshold(folder, stats: dict) -> None:
     """Store the "unsure" threshold in config.json, where the demo reads it."""
-    config = ckpt.read_config(folder)
-    config["unsure_threshold"] = stats["threshold"]
-    config.setdefault("metrics", {})["unsure"] = stats
-    ckpt.write_json(Path(folder) / ckpt.CONFIG_NAME, config)
+    record = ckpt.read_record(folder)
+    unsure = rec.from_json(rec.Unsure, stats, "metrics.unsure")
+    record = replace(record, unsure_threshold=unsure.threshold, metrics=replace(record.metrics, unsure=unsure))
+    ckpt.write_record(folder, record)
 
 
 # --------------------------------------------------------------------------------------------- --init-from
@@ -100,37 +105,45 @@ def record_unsure_threshold(folder, stats: dict) -> None:
 CARVE_ARGS = ("train_split", "val_fraction", "group_column", "seed")   # which rows a carved validation split holds
 
 
-def check_same_validation_rows(recorded: dict, settings: RunSettings, folder) -> None:
+def carve_arguments(validation: rec.Validation) -> dict:
+    """The CARVE_ARGS a carved validation split was made with, from its record."""
+    return {"train_split": validation.split, "val_fraction": validation.fraction, "group_column": validation.by,
+            "seed": validation.seed}
+
+
+def check_same_validation_rows(recorded: CheckpointRecord, settings: RunSettings, folder) -> None:
     """On the same dataset, a validation split carved from train must be carved the same way: otherwise
     this run would train on rows the checkpoint was validated on, and validate on rows it learned."""
-    parent_args, parent_data = recorded.get("train_args", {}), recorded.get("dataset", {})
-    now = {**to_record(settings.data), **to_record(settings.train)}
-    parent_ids = {parent_data.get("id"), *(s.get("id") for s in parent_data.get("sources", []))}
-    if (settings.data.eval_split is None and parent_ids & set(settings.data.dataset)
-            and "held out" in str(parent_data.get("validation_split", ""))):
-        moved = [f"--{k.replace('_', '-')} {parent_args.get(k)!r} (this run: {now[k]!r})" for k in CARVE_ARGS
-                 if k in parent_args and parent_args[k] != now[k]]
-        if moved:
-            raise TrainingError(f"--init-from {folder}: it held out its validation rows with other arguments: "
-                                f"{'; '.join(moved)}. This run would train on rows that checkpoint was validated "
-                                "on and validate on rows it learned; give the same arguments.")
+    if settings.data.eval_split is not None:
+        return
+    carved = [p.validation for p in recorded.dataset.parts if p.validation.carved and p.id in settings.data.dataset]
+    if not carved:
+        return
+    then = carve_arguments(carved[0])
+    now = {"train_split": settings.data.train_split, "val_fraction": settings.data.val_fraction,
+           "group_column": settings.data.group_column, "seed": settings.train.seed}
+    moved = [f"--{k.replace('_', '-')} {then[k]!r} (this run: {now[k]!r})" for k in CARVE_ARGS if then[k] != now[k]]
+    if moved:
+        raise TrainingError(f"--init-from {folder}: it held out its validation rows with other arguments: "
+                            f"{'; '.join(moved)}. This run would train on rows that checkpoint was validated "
+                            "on and validate on rows it learned; give the same arguments.")
 
 
-def source_config(task: Task, folder, flag: str) -> dict:
-    """The config.json of the checkpoint a run starts from, refused when it is another task's."""
-    recorded = ckpt.read_config(folder)
-    if recorded.get("task") != task.name:
-        raise TrainingError(f"{flag} {folder}: a {recorded.get('task')} checkpoint, not "
+def source_config(task: Task, folder, flag: str) -> CheckpointRecord:
+    """The record of the checkpoint a run starts from, refused when it is another task's."""
+    recorded = ckpt.read_record(folder)
+    if recorded.task != task.name:
+        raise TrainingError(f"{flag} {folder}: a {recorded.task} checkpoint, not "
                             f"{'an' if task.name[0] in 'aeiou' else 'a'} {task.name} one.")
     return recorded
 
 
-def source_settings(task: Task, settings: RunSettings, folder, recorded: dict, flag: str):
+def source_settings(task: Task, settings: RunSettings, folder, recorded: CheckpointRecord, flag: str):
     """The model settings of the checkpoint in `folder`, which this run's must equal (but for the task's
     training-only settings, which are this run's, and its fitted ones); its tokenizer or other extra files
     loaded from `folder`."""
     config = settings.task
-    start = task.config_from_dict(recorded["model"])
+    start = task.config_from_dict(recorded.model)
     free = task.train_fields + task.fitted_fields
     differ = [f"{f.name} {getattr(start, f.name)!r} (this run: {getattr(config, f.name)!r})" for f in fields(config)
               if f.compare and f.name not in free and getattr(start, f.name) != getattr(config, f.name)]
@@ -144,27 +157,29 @@ def source_settings(task: Task, settings: RunSettings, folder, recorded: dict, f
 
 
 def start_from_checkpoint(task: Task, settings: RunSettings, folder, labels: list) -> tuple:
-    """--init-from: (the model settings of the checkpoint in `folder`, what it recorded). The model
-    settings of this run must describe the same network; only the task's training-only settings
-    (augmentation, dropout...) are this run's. The tokenizer or other extra files come from `folder`."""
+    """--init-from: (the model settings of the checkpoint in `folder`, what it recorded: a config_record.Stage,
+    as JSON). The model settings of this run must describe the same network; only the task's training-only
+    settings (augmentation, dropout...) are this run's. The tokenizer or other extra files come from `folder`."""
     recorded = source_config(task, folder, "--init-from")
-    if list(recorded.get("labels", [])) != list(labels):
-        raise TrainingError(f"--init-from {folder}: its labels {recorded.get('labels')} are not this dataset's "
+    if list(recorded.labels) != list(labels):
+        raise TrainingError(f"--init-from {folder}: its labels {list(recorded.labels)} are not this dataset's "
                             f"{list(labels)}; it can only continue on data with the same labels.")
     check_same_validation_rows(recorded, settings, folder)
     start = source_settings(task, settings, folder, recorded, "--init-from")
-    keep = ("architecture", "train_args", "training_seconds", "hardware", "init_from", "transferred_from")
-    parent = {"checkpoint": str(folder), **{k: recorded[k] for k in keep if k in recorded},
-              "metrics": {k: recorded.get("metrics", {}).get(k) for k in ("accuracy", "macro_f1", "epoch")}}
-    return start, parent
+    m = recorded.metrics
+    parent = rec.Stage(checkpoint=str(folder), architecture=recorded.architecture, train_args=recorded.train_args,
+                       training_seconds=recorded.training_seconds, hardware=recorded.hardware,
+                       init_from=recorded.init_from, transferred_from=recorded.transferred_from,
+                       metrics=rec.Metrics(accuracy=m.accuracy, macro_f1=m.macro_f1, epoch=m.epoch))
+    return start, rec.to_json(parent)
 
 
-def earlier_stages(folder, recorded: dict | None = None) -> list[dict]:
+def earlier_stages(folder, recorded: CheckpointRecord | None = None) -> list[dict]:
     """The stages a run started from the checkpoint in `folder` carries in its metrics.json, oldest first:
     the ones that checkpoint carried (its metrics.json `stages`), then its own run:
     {"checkpoint", "epochs", "train_args", "history"}. A checkpoint without metrics.json (or written
     before stages were recorded) contributes what it has: its own run, with no epochs if none are recorded."""
-    recorded = recorded if recorded is not None else ckpt.read_config(folder)
+    recorded = recorded if recorded is not None else ckpt.read_record(folder)
     path = Path(folder) / "metrics.json"
     try:
         metrics = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
@@ -172,7 +187,7 @@ def earlier_stages(folder, recorded: dict | None = None) -> list[dict]:
         raise TrainingError(f"--init-from {folder}: metrics.json is not valid JSON ({e}).") from None
     history = list(metrics.get("history") or [])
     own = {"checkpoint": str(folder), "epochs": max([0] + [int(h.get("epoch", 0)) for h in history]),
-           "train_args": recorded.get("train_args", {}), "history": history}
+           "train_args": recorded.train_args, "history": history}
     return [*list(metrics.get("stages") or []), own]
 
 
@@ -192,18 +207,17 @@ def check_starting_point(train) -> None:
 
 
 def transfer_from_checkpoint(task: Task, settings: RunSettings, folder) -> tuple:
-    """--transfer-from: (the model settings of the checkpoint in `folder`, config.json's `transferred_from`).
+    """--transfer-from: (the model settings of the checkpoint in `folder`, config.json's `transferred_from`,
+    a config_record.Transfer as JSON).
     As with --init-from the model arguments must be its and its tokenizer is kept; its labels and its data
     may be other ones, so neither the labels nor the validation rows are checked."""
     recorded = source_config(task, folder, "--transfer-from")
     start = source_settings(task, settings, folder, recorded, "--transfer-from")
-    dataset = recorded.get("dataset", {})
-    record = {"checkpoint": str(folder), "labels": list(recorded.get("labels", [])),
-              "architecture": recorded.get("architecture"),
-              "metrics": {k: recorded.get("metrics", {}).get(k) for k in ("accuracy", "macro_f1")},
-              "dataset": {k: dataset.get(k) for k in ("id", "hub_id")},
-              **({"pretrained": recorded["pretrained"]} if recorded.get("pretrained") else {})}
-    return start, record
+    m, d = recorded.metrics, recorded.dataset
+    transfer = rec.Transfer(checkpoint=str(folder), labels=recorded.labels, architecture=recorded.architecture,
+                            metrics=rec.Metrics(accuracy=m.accuracy, macro_f1=m.macro_f1),
+                            dataset=rec.DatasetRef(d.id, d.hub_id), pretrained=recorded.pretrained)
+    return start, rec.to_json(transfer)
 
 
 def head_keys(model: torch.nn.Module, head: torch.nn.Module) -> set[str]:

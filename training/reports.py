@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from training.checkpoint import CheckpointError, atomic_write, read_config, write_json
+from training.checkpoint import CheckpointError, atomic_write, read_record, write_json
+from training.config_record import to_json
 from training.data import default_name
 
 METRICS_NAME = "metrics.json"
@@ -42,7 +43,8 @@ def write_reports(folder, metrics: dict, confusion: torch.Tensor | None, labels:
 
 
 def dataset_name(info: dict) -> str:
-    """How the figures name a run's dataset: its Hub id, else the local folder's or file's name."""
+    """How the figures name a run's dataset (config.json's `dataset`, or `Splits.info`): its Hub id, else
+    the local folder's or file's name."""
     return info.get("hub_id") or default_name(str(info.get("id") or "")) or "?"
 
 
@@ -65,7 +67,8 @@ def draw_recorded(folder, confusion: torch.Tensor | None = None) -> list[Path]:
     earlier stages, best confusion matrix) and config.json (labels, dataset, arguments); `confusion`
     stands in for a metrics.json that holds none. Returns the files written."""
     folder = Path(folder)
-    config = read_config(folder)
+    config = read_record(folder)
+    info = to_json(config.dataset)
     path = folder / METRICS_NAME
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; the checkpoint has no recorded metrics to draw.")
@@ -73,13 +76,13 @@ def draw_recorded(folder, confusion: torch.Tensor | None = None) -> list[Path]:
     written = []
     if metrics.get("history"):
         plot_curves(folder / CURVES_NAME, metrics["history"], stages=metrics.get("stages", []),
-                    train_args=config.get("train_args"), title=curves_title(folder.name, config.get("dataset", {})))
+                    train_args=config.train_args, title=curves_title(folder.name, info))
         written.append(folder / CURVES_NAME)
     if metrics.get("confusion") is not None:
         confusion = torch.tensor(metrics["confusion"])
     if confusion is not None:
-        plot_confusion(folder / CONFUSION_NAME, confusion, config["labels"],
-                       title=confusion_title(folder.name, config.get("dataset", {})))
+        plot_confusion(folder / CONFUSION_NAME, confusion, list(config.labels),
+                       title=confusion_title(folder.name, info))
         written.append(folder / CONFUSION_NAME)
     return written
 

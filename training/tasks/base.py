@@ -58,6 +58,22 @@ Hooks (methods; `config` is an instance of `Config`):
                                        noise cut into clip-length pieces); by default the file, copied
     save_extra(config, folder) / load_extra(config, folder)   task files beside the weights
 
+Portability (ONNX export, timm's format; training/export.py, training/checkpoint.py):
+
+    onnx_exporter                   "torchscript" or "dynamo": the torch.onnx exporter that handles the
+                                    task's graph (a fact; default "torchscript")
+    example_inputs(config)          -> one input of the largest size the model takes (batch of one), made
+                                       with torch.zeros/full so that it can be built on the meta device:
+                                       export traces it, and loading checks its size before building the
+                                       network; None (default): the task gives none, and cannot be exported
+    onnx_input_names(config) / onnx_dynamic_axes(config)   the graph's input names and varying axes
+    export_module(model, config)    -> the module the graph is made of (default: the model; speech puts
+                                       its log-mel features in front, so the graph takes a waveform)
+    onnx_inputs(config, raw)        -> what the graph takes for one raw input (default: `prepare`)
+    onnx_usage(config)              -> model-card lines that make the graph's inputs from one input with
+                                       numpy (and the task's own file readers) alone
+    timm_config(config, model, labels) -> timm's config.json keys when timm builds the network, else None
+
 Bad user input raises `InputError` with a message for people, in every task.
 """
 
@@ -260,6 +276,38 @@ class Task:
     def limitations(self, config: dict) -> list[str]:
         """Model-card sentences beyond the generic ones; `config` is the checkpoint's config.json."""
         return []
+
+    # ------------------------------------------------------------------------------------ portability
+
+    onnx_exporter: ClassVar[str] = "torchscript"
+
+    def example_inputs(self, config) -> tuple[torch.Tensor, ...] | None:
+        return None
+
+    def onnx_input_names(self, config) -> tuple[str, ...]:
+        count = len(self.example_inputs(config) or ())
+        return ("input",) if count == 1 else tuple(f"input_{i}" for i in range(count))
+
+    def onnx_dynamic_axes(self, config) -> dict[str, dict[int, str]]:
+        """Every input may come in batches (axis 0); a task adds the axes of its own that vary."""
+        return {name: {0: "batch"} for name in self.onnx_input_names(config)}
+
+    def export_module(self, model: nn.Module, config) -> nn.Module:
+        return model
+
+    def onnx_inputs(self, config, raw) -> tuple[torch.Tensor, ...]:
+        return self.prepare(config, raw)
+
+    def onnx_usage(self, config) -> list[str]:
+        """Python lines for the model card that set `inputs`, the graph's inputs by name, from one raw
+        input; `folder` is the checkpoint folder and `np` numpy. None by default."""
+        return []
+
+    def timm_config(self, config, model: nn.Module, labels: list[str]) -> dict | None:
+        """timm's own config.json keys (its `save_config_for_hf`) when timm builds the network:
+        `architecture` (timm's name of it), `num_classes`, `num_features`, `label_names`, `pretrained_cfg`
+        (input size, interpolation, crop, mean and std). None (default): timm does not have it."""
+        return None
 
     # ------------------------------------------------------------------------------------------ teach
 

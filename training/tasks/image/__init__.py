@@ -124,5 +124,48 @@ class ImageTask(Task):
                        "a single view is slightly less accurate.")
         return out
 
+    # ------------------------------------------------------------------------------------ portability
+
+    def example_inputs(self, config: ImageConfig) -> tuple[torch.Tensor]:
+        return (torch.zeros(1, 3, config.image_size, config.image_size),)
+
+    def onnx_input_names(self, config: ImageConfig) -> tuple[str]:
+        return ("pixel_values",)
+
+    def onnx_usage(self, config: ImageConfig) -> list[str]:
+        size, mean, std = config.image_size, list(config.mean), list(config.std)
+        return ["from PIL import Image",
+                'image = Image.open("photo.jpg").convert("RGB")',
+                f"w, h = image.size   # the shorter side to {size} px (as torchvision's resize), then the centre square",
+                f"image = image.resize(({size}, int({size} * h / w)) if w <= h else (int({size} * w / h), {size}), "
+                "Image.BILINEAR)",
+                f"left, top = round((image.width - {size}) / 2), round((image.height - {size}) / 2)",
+                f"x = np.asarray(image.crop((left, top, left + {size}, top + {size})), dtype=np.float32) / 255",
+                f"x = (x - np.array({mean}, dtype=np.float32)) / np.array({std}, dtype=np.float32)",
+                'inputs = {"pixel_values": x.transpose(2, 0, 1)[None]}']
+
+    def timm_config(self, config: ImageConfig, model: nn.Module, labels: list[str]) -> dict | None:
+        """timm's keys for the networks timm builds (training/weights.py SPECS: EfficientNet-Lite0 is timm's
+        tf_efficientnet_lite0, whose TF "same" padding and BatchNorm eps 1e-3 timm's efficientnet_lite0
+        lacks), written by timm's own `save_config_for_hf`; the resize is ours: the shorter side,
+        antialiased bilinear, then the centre square (crop_pct 1)."""
+        import json
+        import tempfile
+        from pathlib import Path
+
+        from timm.models._hub import save_config_for_hf
+
+        from training.weights import SPECS
+
+        spec = SPECS.get(config.architecture)
+        if spec is None or spec.library != "timm" or not hasattr(model, "pretrained_cfg"):
+            return None
+        data = {"input_size": (3, config.image_size, config.image_size), "interpolation": "bilinear",
+                "crop_pct": 1.0, "crop_mode": "center", "mean": tuple(config.mean), "std": tuple(config.std)}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "config.json"
+            save_config_for_hf(model, str(path), model_config={"label_names": list(labels)}, data_config=data)
+            return json.loads(path.read_text(encoding="utf-8"))
+
 
 TASK = ImageTask()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 
+import torch
+
 from training.tasks.base import InputError, Task, TeachRecipe
 from training.tasks.text.config import CELLS, POOLINGS, TextConfig, check
 from training.tasks.text.explain import explain, occlusion_scores, pad_batch, probabilities, word_spans
@@ -92,6 +94,26 @@ class TextTask(Task):
 
     def sample_input(self, config: TextConfig) -> str:
         return "a short sentence to warm the model up"
+
+    # ------------------------------------------------------------------------------------ portability
+
+    def example_inputs(self, config: TextConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        """A text of `max_tokens` [UNK] tokens: the longest the model reads."""
+        return (torch.full((1, config.max_tokens), UNK_ID, dtype=torch.long),
+                torch.full((1,), config.max_tokens, dtype=torch.long))
+
+    def onnx_input_names(self, config: TextConfig) -> tuple[str, str]:
+        return ("input_ids", "lengths")
+
+    def onnx_dynamic_axes(self, config: TextConfig) -> dict[str, dict[int, str]]:
+        return {"input_ids": {0: "batch", 1: "tokens"}, "lengths": {0: "batch"}}
+
+    def onnx_usage(self, config: TextConfig) -> list[str]:
+        return ["from tokenizers import Tokenizer",
+                f'tokenizer = Tokenizer.from_file(f"{{folder}}/{TOKENIZER_NAME}")',
+                f'ids = tokenizer.encode("i feel wonderful today", add_special_tokens=False).ids[:{config.max_tokens}]'
+                f" or [{UNK_ID}]",
+                'inputs = {"input_ids": np.array([ids], dtype=np.int64), "lengths": np.array([len(ids)], dtype=np.int64)}']
 
     def limitations(self, config: dict) -> list[str]:
         return ["It reads lowercased words from its own vocabulary; unknown words become one [UNK] token, and "
