@@ -94,9 +94,10 @@ class TeachRecipe:
     noise_label: str | None = None
 
 
-class InputError(ValueError):
+class InputError(Exception):
     """An input a user gave that cannot be used (an unreadable image, empty text, silent audio...); the
-    message says why in words and is shown to that user as it is."""
+    message says why in words and is shown to that user as it is. Not a ValueError: an `except ValueError`
+    meant for a library's parse error (zipfile, csv, PIL) must not swallow it, nor it a bug's ValueError."""
 
 
 class FeatureVersionError(ValueError):
