@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 
 from demo import zerogpu  # noqa: F401  (first: on ZeroGPU Spaces it imports `spaces`, which must patch torch)
@@ -20,7 +21,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     p.add_argument("--checkpoints", default="checkpoints", help="folder with image/, text/ and speech/ checkpoints")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: cuda, then mps, then cpu)")
-    p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
+    p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link (Teach then "
+                                                        "keeps each visitor's samples and models to their session, "
+                                                        "as on a Space)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads per request (default: cores / concurrent requests)")
     teach_default = not on_spaces or os.environ.get("TRIPTYCH_TEACH") == "1"
@@ -36,10 +39,17 @@ def get_args_parser() -> argparse.ArgumentParser:
 # Limits for a public Space. Uploads larger than MAX_FILE_SIZE are refused by the server (HTTP 413)
 # before any of our code runs; at most QUEUE_SIZE requests wait, later ones get a clear "queue is full"
 # error instead of piling up; CONCURRENCY requests run at once per event (the models are small, and more
-# threads than cores only slows every request down).
+# threads than cores only slows every request down). Batches and Teach runs never wait in that queue: each
+# has a lane of its own (demo/lanes.py), so they cannot fill it and turn single predictions away.
 MAX_FILE_SIZE = "50mb"
 QUEUE_SIZE = 64
 CONCURRENCY = 2
+
+
+def private_sessions(args) -> bool:
+    """Whether Teach keeps each visitor's samples and models to their session: on a Space, and behind a public
+    --share link, which anyone who has it can open."""
+    return bool(os.environ.get("SPACE_ID")) or args.share
 
 
 def main(argv=None) -> None:
@@ -48,13 +58,15 @@ def main(argv=None) -> None:
     # worker threads spinning against each other. Measured on 2 busy cores: a bi-GRU forward pass took
     # 872 ms with 2 threads and 3.7 ms with 1.
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // CONCURRENCY))
-    demo = build_demo(args.checkpoints, args.device, teach=args.teach, sessions=bool(os.environ.get("SPACE_ID")))
+    # Tracebacks and faults go to the log (stderr), never to a visitor (show_error=False below).
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    demo = build_demo(args.checkpoints, args.device, teach=args.teach, sessions=private_sessions(args))
     # The models and the app are built for good: move them out of the garbage collector's view, so that
     # each collection during a request walks only what that request made.
     gc.collect()
     gc.freeze()
     demo.queue(max_size=args.queue_size, default_concurrency_limit=CONCURRENCY)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True,
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False,
                 max_file_size=MAX_FILE_SIZE, css=CSS, quiet=True, prevent_thread_lock=True)
     print(f"Triptych is running on {demo.local_url}" + (f" and {demo.share_url}" if demo.share_url else "")
           + ("" if args.share or os.environ.get("SPACE_ID") else " (python app.py --share adds a public link)"),

@@ -54,11 +54,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(checkpoints: str, log) -> tuple[subprocess.Popen, str]:
+def launch(checkpoints: str, log, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """`python app.py` on a free port serving `checkpoints` (with `extra` flags and `env` added to the
+    environment); returns the process and its URL once it answers."""
     port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port), "--checkpoints", checkpoints],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **(env or {})}
+    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port), "--checkpoints", checkpoints,
+                             *extra], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
