@@ -45,8 +45,16 @@ def teach(task):
     return lambda path: ("/teach", [task, path, "bench-model"])
 
 
-# name -> (file name, maker, call). Each maker runs once, before the server starts.
+def text(value: str, api_name: str = "/classify_text_json"):
+    return lambda _: (api_name, [value, None])
+
+
+# name -> (file name, maker, call). Each maker runs once, before the server starts; a case without a file
+# sends its call's arguments as they are.
 CASES = {
+    "Text of 1,000,000 characters": (None, None, text("i am furious " * 76_924)),
+    "Text of 1,000,000 characters, explanation": (None, None, text("i am furious " * 76_924, "/explain_text")),
+    "Text of 100,000 letters, no space": (None, None, text("x" * 100_000)),
     "PNG 300000x8 (7 KB), single": ("strip.png", lambda: hf.strip_png(300_000, 8), image_json),
     "PNG 300000x8, explanation": ("strip.png", lambda: hf.strip_png(300_000, 8),
                                   lambda p: ("/explain_image", [p, None])),
@@ -58,6 +66,9 @@ CASES = {
     "CSV 20000 columns x 20000 rows": ("wide.csv", lambda: hf.wide_csv(20_000, 20_000), text_batch),
     "TXT of 4 million lines (8 MB)": ("lines.txt", lambda: hf.many_lines(4_000_000), text_batch),
     "zip of 1M directory records (46 MB)": ("records.zip", lambda: hf.directory_records(1_000_000), image_batch),
+    "AIFF named .wav": ("clip.wav", lambda: hf.wav(hf.tone(), fmt="AIFF"), lambda p: ("/recognize_speech_json",
+                                                                                    [p, None])),
+    "Teach CSV of 20000 columns": ("wide.csv", lambda: hf.wide_csv(20_000, 3), teach("text")),
     "Teach CSV, a cell of 200,000 characters": ("long.csv", lambda: hf.long_cell_csv(200_000), teach("text")),
     "Teach zip of 1M directory records": ("records.zip", lambda: hf.directory_records(1_000_000), teach("image")),
 }
@@ -79,8 +90,8 @@ def reset_peak(pid: int) -> float:
 def answer(client, api_name: str, args: list) -> str:
     from gradio_client import handle_file
 
-    args = [handle_file(a) if isinstance(a, str) and Path(a).is_file() else
-            [handle_file(x) for x in a] if isinstance(a, list) else a for a in args]
+    args = [handle_file(str(a)) if isinstance(a, Path) else
+            [handle_file(str(x)) for x in a] if isinstance(a, list) else a for a in args]
     try:
         client.predict(*args, api_name=api_name)
     except Exception as e:   # the point is to see the message
@@ -88,10 +99,10 @@ def answer(client, api_name: str, args: list) -> str:
     return "prediction"
 
 
-def run_case(client, pid, name: str, path: Path) -> dict:
+def run_case(client, pid, name: str, path: Path | None) -> dict:
     from gradio_client import handle_file
 
-    api_name, args = CASES[name][2](str(path))
+    api_name, args = CASES[name][2](path)
     before = reset_peak(pid) if pid else None
     start = time.perf_counter()
     said = answer(client, api_name, args)
@@ -107,6 +118,17 @@ def run_case(client, pid, name: str, path: Path) -> dict:
     return row
 
 
+def write_cases(names, folder: Path) -> dict[str, Path | None]:
+    """Each case's file in `folder` (None for a case without one)."""
+    files = {}
+    for name in names:
+        file_name, make, _ = CASES[name]
+        files[name] = folder / f"{len(files)}-{file_name}" if file_name else None
+        if files[name]:
+            files[name].write_bytes(make())
+    return files
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", default=None, help="drive a running app instead of launching one (no memory figures)")
@@ -120,10 +142,7 @@ def main(argv=None) -> list[dict]:
 
     names = [n for n in CASES if not args.only or any(s in n for s in args.only)]
     work = Path(tempfile.mkdtemp(prefix="triptych-hostile-"))
-    files = {}
-    for name in names:
-        files[name] = work / f"{len(files)}-{CASES[name][0]}"
-        files[name].write_bytes(CASES[name][1]())
+    files = write_cases(names, work)
     proc = log = None
     try:
         if args.url:

@@ -5,8 +5,9 @@ A visitor's session is their Gradio session (`demo.tabs.common.session_id`: one 
 gradio_client Client). Everything Teach writes for it (captures, extracted uploads, downloads and, with
 `private` as on a public Space, its models) lives in one folder, `Sessions.root/<session id>/`, and nowhere
 else; a run's dataset is a temporary folder of its own. A session is reclaimed, folder and models, KEEP_SECONDS
-after its last use, whether its page closed or never does (clients without a heartbeat): a sweep runs
-every SWEEP_SECONDS, and the folders of a server that stopped are removed by the next one to start. A run
+(or $TRIPTYCH_TEACH_KEEP_SECONDS) after its last use, whether its page closed or never does (clients without
+a heartbeat): a sweep runs every SWEEP_SECONDS (or a quarter of the keep time, if shorter), and the folders
+of a server that stopped are removed by the next one to start. A run
 that fails, is cancelled or finds its name taken leaves nothing: the name is checked before anything is
 extracted, and the upload's extraction is removed when the run ends, whatever the end.
 
@@ -40,7 +41,8 @@ from training.tasks import InputError, get_task
 
 ROOT = Path(tempfile.gettempdir()) / "triptych-teach"
 KEEP_SECONDS = 3600               # a session's folder and models live this long after its last use
-SWEEP_SECONDS = 300               # how often the sweep looks for sessions past KEEP_SECONDS
+KEEP_VARIABLE = "TRIPTYCH_TEACH_KEEP_SECONDS"   # an operator's (or the soak's) other keep time, in seconds
+SWEEP_SECONDS = 300               # the sweep looks for sessions past their keep time this often (at most)
 MAX_SESSION_BYTES = 300 * 2**20   # a session's folder: an extracted 100 MB project, and a few models (27 MB each)
 MAX_SESSION_MODELS = 5            # models taught in one session; more are refused until the session ends
 MAX_CAPTURES = 300                # webcam snapshots and recordings of one session
@@ -63,7 +65,8 @@ class Sessions:
     """The session folders of this server, under `root`, each reclaimed KEEP_SECONDS after its last use.
     `on_reclaim(folder)` is called before a folder is removed (to unregister its models)."""
 
-    def __init__(self, base: Path = ROOT, keep: float = KEEP_SECONDS, on_reclaim=None):
+    def __init__(self, base: Path = ROOT, keep: float | None = None, on_reclaim=None):
+        keep = float(os.environ.get(KEEP_VARIABLE, KEEP_SECONDS)) if keep is None else keep
         self.base, self.keep, self.on_reclaim = Path(base), keep, on_reclaim
         self.root = self.base / f"server-{os.getpid()}-{secrets.token_hex(4)}"
         self._sessions: dict[str, Session] = {}
@@ -100,18 +103,22 @@ class Sessions:
         return folders
 
     def remove_stale(self) -> list[Path]:
-        """Remove the folders of servers that stopped: untouched for longer than the keep time."""
+        """Remove the folders of servers that stopped: untouched for longer than the keep time, and than two
+        sweeps of any server (each touches its folder at every sweep, at most SWEEP_SECONDS apart)."""
         stale = [p for p in self.base.glob("server-*") if p != self.root and p.is_dir()
-                 and time.time() - p.stat().st_mtime > max(self.keep, SWEEP_SECONDS)]
+                 and time.time() - p.stat().st_mtime > max(self.keep, 2 * SWEEP_SECONDS)]
         for folder in stale:
             shutil.rmtree(folder, ignore_errors=True)
         return stale
 
-    def start(self, every: float = SWEEP_SECONDS) -> None:
-        """The sweep, in a daemon thread, from the first session on (nothing runs at import or build)."""
+    def start(self) -> None:
+        """The sweep, in a daemon thread, from the first session on (nothing runs at import or build), every
+        quarter of the keep time or SWEEP_SECONDS, whichever is shorter: a session is gone at most that
+        long after its keep time."""
         with self._lock:
             if self._sweeper is not None:
                 return
+            every = min(SWEEP_SECONDS, max(self.keep / 4, 1.0))
             self._sweeper = threading.Thread(target=self._sweep_every, args=(every,), daemon=True,
                                              name="teach-sweep")
         self.remove_stale()

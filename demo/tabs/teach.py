@@ -151,15 +151,16 @@ def wire_form(teacher: Teacher, form: Form, status) -> None:
                 updates[component] = gr.update(visible=shown)
         return updates
     targets = [c for s in form.slots for c in (s.camera, s.mic, s.capture_box, s.lines, s.files)]
-    form.modality.change(show, form.modality, [*targets, form.noise, form.name], queue=False, api_visibility="private")
+    form.modality.change(user_errors(show), form.modality, [*targets, form.noise, form.name], queue=False,
+                         api_visibility="private")
     for slot in form.slots:
         slot.add.click(capture_fn(teacher, slot, form.session), {slot.camera, slot.mic, slot.captured},
                        [slot.captured, slot.camera, slot.mic, form.session], api_visibility="private")
     gr.on([form.whole.change, form.modality.change], upload_summary_fn(teacher, form), {form.whole, form.modality},
           form.summary, concurrency_limit=2, concurrency_id="teach-check", api_visibility="private")
     changed = [c.change for c in form.inputs() if c is not form.session] + [form.summary.change]
-    gr.on(changed, lambda values: describe(teacher, form, values), form.inputs() | {form.summary}, status,
-          queue=False, api_visibility="private", show_progress="hidden")
+    gr.on(changed, user_errors(lambda values: describe(teacher, form, values)), form.inputs() | {form.summary},
+          status, queue=False, api_visibility="private", show_progress="hidden")
 
 
 def capture_fn(teacher: Teacher, slot: Slot, session):
