@@ -2,10 +2,12 @@
 public Space runs it.
 
 The app runs with SPACE_ID set, Teach on, its temporary folder (Gradio's cache and Teach's sessions) a
-folder of the soak's own, and a keep time of KEEP seconds for Teach's sessions. For `seconds`:
+folder of the soak's own, and a keep time of KEEP seconds for Teach's sessions. First the ordinary traffic
+alone for a minute (a third of `seconds` at most), for its latency without hostile visitors; then for
+`seconds`:
 - `clients` threads send the load test's ordinary requests (the examples, each with its known answer);
-- two hostile threads send, round robin, every case of bench/hostile.py (a fresh gradio_client, so a fresh
-  session, for each) and three Teach projects: one that trains, one that fails (a zip with no class
+- two hostile threads send, round robin, every case of bench/hostile.py (each from a fresh session) and
+  three Teach projects: one that trains, one that fails (a zip with no class
   folders), and the first one's name again from the same session (taken).
 Then, after KEEP plus a sweep, the disk the app left in its temporary folder is measured. Reported:
 ordinary errors and wrong labels (goal: 0), ordinary latency per tab, what each hostile case got (a
@@ -17,9 +19,11 @@ Nothing is asserted: the figures go to bench/RESULTS.md.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -54,10 +58,8 @@ def teach_cases(folder: Path) -> dict:
             "Teach: a zip without class folders": [("/teach", ["image", flat, "flat"])]}
 
 
-def ordinary(url: str, deadline: float, records: list, lock) -> None:
-    from gradio_client import Client
-
-    client, jobs, k = Client(url, verbose=False), workload(300), 0
+def ordinary(client, deadline: float, records: list, lock) -> None:
+    jobs, k = workload(300), 0
     while time.monotonic() < deadline:
         tab, value, model, expected = jobs[k % len(jobs)]
         k += 1
@@ -77,14 +79,12 @@ def outcome(said: str) -> str:
     return "fault" if any(word in said for word in FAULT_WORDS) or said == "error: Error" else "message"
 
 
-def hostile(url: str, deadline: float, cases: list, outcomes: dict, lock) -> None:
-    from gradio_client import Client
-
+def hostile(client, deadline: float, cases: list, outcomes: dict, lock) -> None:
     k = 0
     while time.monotonic() < deadline:
         name, calls = cases[k % len(cases)]
         k += 1
-        client = Client(url, verbose=False)          # a new visitor: a session of its own
+        client.session_hash = uuid.uuid4().hex       # a new visitor: a session of its own
         for api_name, args in calls:
             said = hostile_cases.answer(client, api_name, list(args))
             with lock:
@@ -93,11 +93,15 @@ def hostile(url: str, deadline: float, cases: list, outcomes: dict, lock) -> Non
                     outcomes["faults"][said[:160]] += 1
 
 
-def drive_soak(url: str, seconds: float, clients: int, cases: list) -> tuple[list, dict]:
+def drive_soak(clients: dict, seconds: float, cases: list) -> tuple[list, dict]:
+    """A thread per ordinary client for `seconds`, beside one per hostile client (none when `cases` is
+    empty). The clients are made beforehand, one at a time: each asks the server for its whole config,
+    which takes seconds on a busy machine, and gradio_client gives up after five."""
     records, outcomes, lock = [], defaultdict(Counter), threading.Lock()
     deadline = time.monotonic() + seconds
-    threads = [threading.Thread(target=ordinary, args=(url, deadline, records, lock)) for _ in range(clients)]
-    threads += [threading.Thread(target=hostile, args=(url, deadline, cases[i::2], outcomes, lock)) for i in range(2)]
+    threads = [threading.Thread(target=ordinary, args=(c, deadline, records, lock)) for c in clients["ordinary"]]
+    threads += [threading.Thread(target=hostile, args=(c, deadline, cases[i::2], outcomes, lock))
+                for i, c in enumerate(clients["hostile"]) if cases]
     for t in threads:
         t.start()
     for t in threads:
@@ -105,16 +109,15 @@ def drive_soak(url: str, seconds: float, clients: int, cases: list) -> tuple[lis
     return records, outcomes
 
 
-def summary(records: list, outcomes: dict) -> dict:
+def latency(records: list) -> dict:
     tabs = {}
     for tab in ("image", "text", "speech"):
         ms = [r["ms"] for r in records if r["tab"] == tab and r["error"] is None]
-        tabs[tab] = {"requests": sum(r["tab"] == tab for r in records), "p50_ms": round(percentile(ms, 50)),
-                     "p95_ms": round(percentile(ms, 95)), "p99_ms": round(percentile(ms, 99))}
+        tabs[tab] = {"requests": sum(r["tab"] == tab for r in records),
+                     **{f"p{q}_ms": round(percentile(ms, q)) if ms else None for q in (50, 95, 99)}}
     errors = [r["error"] for r in records if r["error"]]
-    return {"ordinary": {"requests": len(records), "errors": len(errors), "first_errors": errors[:3],
-                         "wrong_labels": sum(r["wrong"] for r in records), "per_tab": tabs},
-            "hostile": {name: dict(counts) for name, counts in sorted(outcomes.items())}}
+    return {"requests": len(records), "errors": len(errors), "first_errors": errors[:3],
+            "wrong_labels": sum(r["wrong"] for r in records), "per_tab": tabs}
 
 
 def soak(seconds: float, clients: int, checkpoints: str) -> dict:
@@ -128,9 +131,16 @@ def soak(seconds: float, clients: int, checkpoints: str) -> dict:
     log = open(work / "app.log", "w")
     proc, url = launch(checkpoints, log, "--host", "127.0.0.1", env=env)
     try:
+        from gradio_client import Client
+
+        made = {"ordinary": [Client(url, verbose=False) for _ in range(clients)],
+                "hostile": [Client(url, verbose=False) for _ in range(2)]}
         start_rss = status_mb(proc.pid, "VmRSS")
-        records, outcomes = drive_soak(url, seconds, clients, cases)
-        report = {"seconds": seconds, "clients": clients, **summary(records, outcomes),
+        calm, _ = drive_soak(made, min(60.0, seconds / 3), [])     # the same traffic alone, first
+        records, outcomes = drive_soak(made, seconds, cases)
+        report = {"seconds": seconds, "clients": clients, "ordinary_alone_first": latency(calm),
+                  "ordinary": latency(records),
+                  "hostile": {name: dict(counts) for name, counts in sorted(outcomes.items())},
                   "server_mb": {"rss_start": round(start_rss), "rss_end": round(status_mb(proc.pid, "VmRSS")),
                                 "peak_VmHWM": round(status_mb(proc.pid, "VmHWM"))},
                   "disk_mb": {"teach_at_end": round(disk_mb(tmp / "triptych-teach"), 1),
@@ -141,7 +151,10 @@ def soak(seconds: float, clients: int, checkpoints: str) -> dict:
                                                                 if p.is_file())
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         log.close()
         report_log = (work / "app.log").read_text()
         shutil.rmtree(work, ignore_errors=True)

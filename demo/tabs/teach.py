@@ -144,15 +144,19 @@ def wire_form(teacher: Teacher, form: Form, status) -> None:
     when it or the modality changes."""
     def show(choice):
         recipe = get_task(modalities(teacher)[choice]).teach
-        updates = {form.noise: gr.update(visible=recipe.noise_label is not None), form.name: f"my-{choice.lower()}s"}
+        updates = {form.noise: gr.update(visible=recipe.noise_label is not None)}
         for slot in form.slots:
             for component, shown in zip((slot.camera, slot.mic, slot.capture_box, slot.lines, slot.files),
                                         visibility(recipe)):
                 updates[component] = gr.update(visible=shown)
         return updates
     targets = [c for s in form.slots for c in (s.camera, s.mic, s.capture_box, s.lines, s.files)]
-    form.modality.change(user_errors(show), form.modality, [*targets, form.noise, form.name], queue=False,
+    form.modality.change(user_errors(show), form.modality, [*targets, form.noise], queue=False,
                          api_visibility="private")
+    # The suggested model name is set in the browser, at once: an answer from a busy server could come after
+    # the visitor typed a name of their own, and overwrite it.
+    form.modality.input(None, form.modality, form.name, js="(choice) => `my-${choice.toLowerCase()}s`",
+                        api_visibility="private")
     for slot in form.slots:
         slot.add.click(capture_fn(teacher, slot, form.session), {slot.camera, slot.mic, slot.captured},
                        [slot.captured, slot.camera, slot.mic, form.session], api_visibility="private")
@@ -363,6 +367,8 @@ def teach_endpoint(teacher: Teacher) -> None:
         for answer in teacher.teach_api(task, data, name, request):
             yield gr.skip() if answer is None else answer
 
-    teach_api.__doc__ = teacher.teach_api.__doc__
+    teach_api.__doc__ = ("Train a classifier from one upload (a zip with a folder per class, or a CSV with a text and a "
+                         "label column) with the task's defaults, in the caller's session; returns the model's name "
+                         "(model_name for the task's endpoints) and its validation scores.")
     trigger.click(teach_api, [task, data, name], out, api_name="teach", concurrency_limit=None,
                   concurrency_id="teach-lane")
