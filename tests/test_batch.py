@@ -398,3 +398,17 @@ def test_batch_endpoint_through_gradio_client(tmp_path):
             "named_endpoints"]["/classify_text_batch"]["parameters"]] == ["files", "model_name"]
     finally:
         app.close()
+
+
+def test_a_cancelled_batch_runs_no_further_item():
+    calls = []
+
+    class Counting(FakePredictor):
+        def predict(self, raw):
+            calls.append(raw)
+            return super().predict(raw)
+
+    rows = batch.batch_rows(Counting(), [Item(f"l:{i}", "abc") for i in range(100)])
+    assert [next(rows)["label"] for _ in range(2)] == ["b", "b"]
+    rows.close()                                  # what Cancel does to the panel's generator, between items
+    assert len(calls) == 2
