@@ -1,4 +1,5 @@
-"""Load test of the launched demo: `python bench/load.py [--clients 16] [--requests 500] [--url URL]`.
+"""Load test of the launched demo: `python bench/load.py [--clients 16] [--requests 500] [--url URL]`, or
+its soak: `python bench/load.py --soak 180 [--clients 4]`.
 
 Launches `app.py` on a free port (or drives `--url`), then `--clients` threads, each with its own
 gradio_client, send `--requests` requests in all, mixed evenly across the three tabs, using the shipped
@@ -6,6 +7,12 @@ examples in demo/examples/ (images, sentences, clips). Reports errors (goal: 0),
 against the examples' known answers, p50/p95/p99 latency per tab, throughput, and the server's resident
 memory (RSS, from /proc) at the start, after warm-up, in the middle and at the end (goal: no growth after
 warm-up beyond 10%).
+
+The soak (bench/soak.py) runs the app as a public Space runs it (SPACE_ID set, Teach on) for `--soak`
+seconds: the same ordinary traffic beside visitors who send nothing but hostile uploads (bench/hostile.py's
+cases) and Teach projects (that train, fail, or take a name already taken), then reports errors of each
+kind, latency, the server's peak memory (VmHWM) and the disk it left behind, once its sessions' keep time
+has passed.
 """
 
 from __future__ import annotations
@@ -54,11 +61,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(checkpoints: str, log) -> tuple[subprocess.Popen, str]:
+def launch(checkpoints: str, log, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """`python app.py` on a free port serving `checkpoints` (with `extra` flags and `env` added to the
+    environment); returns the process and its URL once it answers."""
     port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port), "--checkpoints", checkpoints],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **(env or {})}
+    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port), "--checkpoints", checkpoints,
+                             *extra], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -166,11 +175,19 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=30, help="requests sent first and not counted (default: %(default)s)")
     p.add_argument("--url", default=None, help="drive a running app instead of launching one (no RSS then)")
     p.add_argument("--checkpoints", default=str(REPO / "checkpoints"))
+    p.add_argument("--soak", type=float, default=0, metavar="SECONDS",
+                   help="soak for this long instead: ordinary traffic beside hostile visitors (see above)")
     return p
 
 
 def main(argv=None) -> dict:
     args = get_args_parser().parse_args(argv)
+    if args.soak:
+        from soak import soak
+
+        report = soak(args.soak, args.clients, args.checkpoints)
+        print(json.dumps(report, indent=2))
+        return report
     proc, log = None, None
     if args.url:
         url = args.url.rstrip("/") + "/"

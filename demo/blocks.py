@@ -14,7 +14,7 @@ import sys
 import gradio as gr
 
 from demo.predictor import ModelSet, discover
-from demo.tabs.common import UNSURE_CLASS
+from demo.tabs.common import UNSURE_CLASS, keep_to_visitors
 from demo.zerogpu import gpu_decorator, on_gpu
 from training.device import describe, pick_device
 from training.tasks import get_task, task_names
@@ -46,8 +46,10 @@ CSS = f"""
 def load_models(checkpoint_root, device, warm_up: bool = True, runtime: str = "torch") -> dict[str, ModelSet]:
     """Every tab's models, ready to serve: each warmed up once (see Task.sample_input) unless `warm_up` is
     False, and on ZeroGPU Spaces each one's inference wrapped to run on a borrowed GPU (demo/zerogpu.py).
-    `runtime` "onnx" predicts with each folder's model.onnx (demo/predictor.py)."""
-    found = {task: discover(checkpoint_root, task, device, runtime) for task in task_names() if tab_module(task)}
+    `runtime` "onnx" predicts with each folder's model.onnx (demo/predictor.py). A model taught on a Space is
+    found only by the session that taught it (common.VisitorModels)."""
+    found = {task: keep_to_visitors(discover(checkpoint_root, task, device, runtime)) for task in task_names()
+             if tab_module(task)}
     on_zerogpu = gpu_decorator() is not None
     for models in found.values():
         for name, predictor in models.predictors.items():

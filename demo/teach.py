@@ -1,21 +1,24 @@
 """Teach: a classifier of your own from a few examples per class, trained in seconds through the engine.
 
 A `Project` is a task and its classes' samples (files for images and sounds, texts for text), plus a
-sound project's background-noise recordings. `teach(project, output)` writes them as a dataset the task
-reads (a folder per class, or a text,label CSV), builds the run's settings as the command line does, with
+sound project's background-noise recordings. `teach(project, output)` checks what decoding it would cost,
+writes it as a dataset the task reads (a folder per class, or text,label rows as JSON lines, which keep
+"None", "NA" and "null" as the words they are), builds the run's settings as the command line does, with
 the task's default recipe (`Task.recipe`, training/tasks/base.py), and trains with `training.engine.run`,
-reporting each step and epoch through its `Hooks`. The result is an ordinary checkpoint folder: the demo serves it, `python -m training <task>
---init-from` continues it, `python -m training push` uploads it.
+reporting each step and epoch through its `Hooks`. The result is an ordinary checkpoint folder: the demo
+serves it, `python -m training <task> --init-from` continues it, `python -m training push` uploads it.
 
-Nothing a visitor uploads is trusted. A zip is checked member by member before anything is extracted
-(no absolute or `..` paths, no links, no bombs, at most MAX_FILES files and MAX_BYTES in all), and it is
-extracted only inside the project's own folder; a CSV must be UTF-8 with a text and a label column.
+Nothing a visitor uploads is trusted. Uploads are read through demo/uploads.py (counted while they are
+read); a zip is checked member by member before anything is extracted (no absolute or `..` paths, no
+links, no bombs, at most MAX_FILES files and MAX_BYTES in all), and extracted only inside the folder it is
+given; a CSV must be UTF-8 with a text and a label column. Class names must differ in more than case.
+Preparing a run (extracting, checking, writing) stops when `stop()` says so or after PREPARE_SECONDS.
+Sessions, jobs and the /teach endpoint are demo/teach_server.py's.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import json
 import re
 import shutil
 import tempfile
@@ -24,22 +27,37 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from demo.batch import check_member, megabytes, member_bytes, read_text, skipped, zip_directory
+from demo.uploads import (Budget, check_member, csv_records, megabytes, member_bytes, read_text, skipped,
+                          zip_directory)
 from training.tasks import InputError, get_task
 
 MAX_FILES = 1_000                 # samples in one project, files and lines alike
 MAX_BYTES = 100 * 2**20           # of sample files in one project
 MAX_SECONDS = 300                 # of training: the run stops after the epoch that passes it (--time-limit)
+PREPARE_SECONDS = 120             # extracting, checking and writing a project's samples, before training
+# What the engine's decoder may be given to decode, summed from the samples' headers before training:
+# 1,000 webcam snapshots of a megapixel, or 80 phone photos of 12; 1,000 one-second clips and half an hour
+# of noise recordings. Measured on a busy 2-core machine, decoding and resizing a 12-megapixel photo took
+# 29 ms a megapixel (JPEG) to 57 (PNG), so 30 to 60 s for the whole budget; a second of audio 1.3 (MP3) to
+# 3.7 ms (WAV), 7 s for the whole budget.
+MAX_PROJECT_PIXELS = 1_000_000_000
+MAX_PROJECT_AUDIO_SECONDS = 1_800
 VAL_FRACTION = 0.2                # held out per class (stratified) for the scores shown after training
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}")
 
 
+class Stopped(InputError):
+    """Preparing a project stopped: cancelled, or past PREPARE_SECONDS."""
+
+
 @dataclass
 class Project:
-    """What a visitor has given so far: class name -> samples (file paths, or texts), and noise files."""
+    """What a visitor has given so far: class name -> samples (file paths, or texts), and noise files.
+    `clashes` are class names given twice (ignoring case), whose samples were not merged."""
     task: str
     samples: dict[str, list] = field(default_factory=dict)
     noise: list = field(default_factory=list)
+    clashes: list[str] = field(default_factory=list)
 
     @property
     def recipe(self):
@@ -47,6 +65,15 @@ class Project:
 
     def counts(self) -> dict[str, int]:
         return {name: len(items) for name, items in self.samples.items()}
+
+    def add(self, name: str, samples: list) -> None:
+        """Add a class; a name already given (ignoring case) is a clash, said by `problems`."""
+        same = [known for known in self.samples if known.casefold() == name.casefold()]
+        if same:
+            self.clashes.append(f"'{same[0]}' and '{name}'" if same[0] != name else f"'{name}' twice")
+            self.samples[same[0]] = [*self.samples[same[0]], *samples]
+        else:
+            self.samples[name] = list(samples)
 
 
 def check_name(name: str, what: str = "A class name") -> str:
@@ -62,7 +89,8 @@ def problems(project: Project) -> list[str]:
     recipe = project.recipe
     if recipe is None:
         return [f"The {project.task} task cannot be taught here."]
-    out = []
+    out = [f"Two classes have one name ({clash}; names differ in more than case): rename one, or put their "
+           "samples in one class." for clash in project.clashes]
     if len(project.samples) < 2:
         out.append("Give at least two classes.")
     for name, n in project.counts().items():
@@ -75,7 +103,7 @@ def problems(project: Project) -> list[str]:
     files = [f for items in project.samples.values() for f in items] + list(project.noise)
     if len(files) > MAX_FILES:
         out.append(f"The project has {len(files)} samples; at most {MAX_FILES} can be taught at once.")
-    if recipe.layout == "folder":
+    elif recipe.layout == "folder":
         size = sum(Path(f).stat().st_size for f in files if Path(str(f)).is_file())
         if size > MAX_BYTES:
             out.append(f"The samples take {megabytes(size)}; at most {megabytes(MAX_BYTES)} can be taught at once.")
@@ -84,24 +112,73 @@ def problems(project: Project) -> list[str]:
 
 # ---------------------------------------------------------------------------------------- training
 
-def write_dataset(project: Project, folder: Path) -> Path:
-    """The project as a dataset its task reads: class folders of files, or a text,label CSV."""
+class Deadline:
+    """`stop()` (a cancel) or PREPARE_SECONDS passed: `check` raises Stopped."""
+
+    def __init__(self, stop=None, seconds: float = PREPARE_SECONDS):
+        self.stop, self.end = stop, time.monotonic() + seconds
+
+    def check(self) -> None:
+        if self.stop is not None and self.stop():
+            raise Stopped("Cancelled: nothing was saved.")
+        if time.monotonic() > self.end:
+            raise Stopped(f"Preparing the samples took over {PREPARE_SECONDS} s; please give fewer or smaller ones.")
+
+
+def decode_cost(project: Project, deadline: Deadline) -> None:
+    """Refuse a project whose samples would cost the decoder more than MAX_PROJECT_PIXELS or
+    MAX_PROJECT_AUDIO_SECONDS, from their headers (a sample that cannot be read is left to the decoder,
+    which says why)."""
+    import soundfile as sf
+    from PIL import Image
+
+    from training.tasks.image.decode import IMAGE_FORMATS
+    from training.tasks.speech.audio import MAX_READ_SECONDS, container
+
+    if project.recipe.layout != "folder":
+        return
+    pixels = seconds = 0.0
+    for path in [f for items in project.samples.values() for f in items] + list(project.noise):
+        deadline.check()
+        with open(path, "rb") as f:
+            head = f.read(12)
+        try:
+            if container(head):
+                seconds += min(sf.info(str(path)).duration, MAX_READ_SECONDS)
+            else:
+                with Image.open(path, formats=list(IMAGE_FORMATS)) as im:
+                    pixels += im.width * im.height
+        except Exception:   # noqa: BLE001 (the engine's decoder gives this file's reason, in words)
+            continue
+    if pixels > MAX_PROJECT_PIXELS:
+        raise InputError(f"The images hold {pixels / 1e6:,.0f} megapixels in all; at most "
+                         f"{MAX_PROJECT_PIXELS // 1_000_000:,} can be taught at once. Smaller photos teach as well "
+                         "(the model sees 160 pixels).")
+    if seconds > MAX_PROJECT_AUDIO_SECONDS:
+        raise InputError(f"The recordings last {seconds / 60:.0f} minutes in all; at most "
+                         f"{MAX_PROJECT_AUDIO_SECONDS // 60} can be taught at once.")
+
+
+def write_dataset(project: Project, folder: Path, deadline: Deadline | None = None) -> Path:
+    """The project as a dataset its task reads: class folders of files, or text,label rows as JSON lines."""
+    deadline = deadline or Deadline()
     recipe, task = project.recipe, get_task(project.task)
     if recipe.layout == "csv":
-        path = folder / "data.csv"
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow([task.input_columns[0], "label"])
-            writer.writerows([text, name] for name, texts in project.samples.items() for text in texts)
+        path = folder / "data.jsonl"
+        with open(path, "w", encoding="utf-8") as f:
+            for name, texts in project.samples.items():
+                f.writelines(json.dumps({task.input_columns[0]: text, "label": name}) + "\n" for text in texts)
         return path
     root = folder / "data"
     for name, files in project.samples.items():
         (root / name).mkdir(parents=True, exist_ok=True)
         for k, path in enumerate(files):
+            deadline.check()
             shutil.copyfile(path, root / name / f"{k:04d}{Path(path).suffix.lower()}")
     if recipe.noise_label and project.noise:
         (root / recipe.noise_label).mkdir(parents=True, exist_ok=True)
         for k, path in enumerate(project.noise):
+            deadline.check()
             task.split_recording(path, root / recipe.noise_label, f"noise-{k}")
     return root
 
@@ -118,9 +195,11 @@ def run_settings_for(project: Project, data: Path, output: Path, checkpoints, ti
     return settings_from_argv(argv)[1]
 
 
-def teach(project: Project, output, *, checkpoints="checkpoints", hooks=None, time_limit: float = MAX_SECONDS) -> dict:
+def teach(project: Project, output, *, checkpoints="checkpoints", hooks=None, time_limit: float = MAX_SECONDS,
+          stop=None) -> dict:
     """Train `project` into the checkpoint folder `output`; returns `result`. On any failure or a
-    cancel (training.engine.Cancelled) nothing is left at `output`."""
+    cancel (`stop()` while preparing, training.engine.Cancelled while training) nothing is left at
+    `output`, nor of the dataset written for the run."""
     from training.engine import run
 
     found = problems(project)
@@ -130,9 +209,11 @@ def teach(project: Project, output, *, checkpoints="checkpoints", hooks=None, ti
     if output.exists():
         raise InputError(f"A model named '{output.name}' exists already; choose another name.")
     t0 = time.perf_counter()
+    deadline = Deadline(stop)
     try:
+        decode_cost(project, deadline)
         with tempfile.TemporaryDirectory(prefix="teach-") as tmp:
-            data = write_dataset(project, Path(tmp))
+            data = write_dataset(project, Path(tmp), deadline)
             summary = run(get_task(project.task), run_settings_for(project, data, output, checkpoints, time_limit),
                           hooks=hooks)
     except BaseException:
@@ -143,8 +224,6 @@ def teach(project: Project, output, *, checkpoints="checkpoints", hooks=None, ti
 
 def result(summary: dict, output: Path, seconds: float) -> dict:
     """What the Teach tab and the /teach endpoint report: the model's name and its validation scores."""
-    import json
-
     best = summary["best"]
     labels = json.loads((output / "config.json").read_text(encoding="utf-8"))["labels"]
     return {"name": output.name, "folder": str(output), "accuracy": round(best["accuracy"], 4),
@@ -156,7 +235,13 @@ def result(summary: dict, output: Path, seconds: float) -> dict:
 
 # ---------------------------------------------------------------------------------------- uploads
 
-def project_from_upload(task: str, path, folder) -> Project:
+def project_budget() -> Budget:
+    """What one project upload may hold: MAX_FILES samples, MAX_BYTES of them, a header line per sample."""
+    return Budget("sample", files=1, items=MAX_FILES, bytes=MAX_BYTES, lines=MAX_FILES + 1,
+                  cells=(MAX_FILES + 1) * 10)
+
+
+def project_from_upload(task: str, path, folder, *, stop=None) -> Project:
     """A project from one uploaded file: a zip with a folder per class (images or clips), or a CSV with a
     text and a label column. Zip members are extracted into `folder` only, after every check; with `folder`
     None nothing is extracted, and a zip's samples are its member names (to count and check them)."""
@@ -170,35 +255,39 @@ def project_from_upload(task: str, path, folder) -> Project:
         return project_from_csv(task, path)
     if path.suffix.lower() != ".zip":
         raise InputError("Upload a zip with one folder of files per class (the folder's name is the class).")
-    return project_from_zip(task, path, None if folder is None else Path(folder))
+    return project_from_zip(task, path, None if folder is None else Path(folder), Deadline(stop))
 
 
 def project_from_csv(task: str, path: Path) -> Project:
-    text = read_text(path)
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
-    rows = list(csv.DictReader(io.StringIO(text), dialect=dialect))
-    columns = {c.strip().lower(): c for c in (rows[0].keys() if rows else []) if c}
-    text_col = next((columns[c] for c in get_task(task).input_columns if c in columns), None)
+    text, budget = read_text(path), project_budget()
+    records = csv_records(path.name, text, budget)
+    header = next(records, (0, []))[1]
+    columns = {c.strip().lower(): j for j, c in enumerate(header) if c.strip()}
+    wanted = get_task(task).input_columns
+    text_col = next((columns[c] for c in wanted if c in columns), None)
     if text_col is None or "label" not in columns:
-        raise InputError(f"{path.name}: the CSV needs a text column ({', '.join(get_task(task).input_columns)}) "
-                         f"and a label column; it has {', '.join(columns) or 'none'}.")
-    project = Project(task)
-    for row in rows:
-        value, label = (row.get(text_col) or "").strip(), (row.get(columns["label"]) or "").strip()
+        raise InputError(f"{path.name}: the CSV needs a text column ({', '.join(wanted)}) and a label column; "
+                         f"it has {', '.join(columns) or 'none'}.")
+    by_label: dict[str, list[str]] = {}
+    for _, row in records:
+        value, label = (cell(row, text_col), cell(row, columns["label"]))
         if value and label:
-            project.samples.setdefault(check_name(label, "A label"), []).append(value)
-    if sum(project.counts().values()) > MAX_FILES:
-        raise InputError(f"{path.name} has more than {MAX_FILES} rows; at most {MAX_FILES} can be taught at once.")
+            budget.spend("items", 1, path.name)
+            by_label.setdefault(check_name(label, "A label"), []).append(value)
+    project = Project(task)
+    for label, values in by_label.items():
+        project.add(label, values)
     return project
+
+
+def cell(row: list[str], j: int) -> str:
+    return row[j].strip() if j < len(row) else ""
 
 
 def zip_plan(path: Path, extensions, noise_label: str | None = None) -> list[tuple[zipfile.ZipInfo, str, str]]:
     """(member, class, file name) for every sample in the zip, every member checked first; nothing read.
     A folder named `noise_label` holds background-noise recordings."""
-    infos = zip_directory(path)
+    infos = zip_directory(path, project_budget())
     for info in infos:
         check_member(path.name, info)
     members = [info for info in infos if not skipped(info) and Path(info.filename).suffix.lower() in extensions]
@@ -215,17 +304,19 @@ def zip_plan(path: Path, extensions, noise_label: str | None = None) -> list[tup
             for k, (info, p) in enumerate(zip(members, parts))]
 
 
-def project_from_zip(task: str, path: Path, folder: Path | None) -> Project:
+def project_from_zip(task: str, path: Path, folder: Path | None, deadline: Deadline) -> Project:
     recipe = get_task(task).teach
-    project = Project(task)
     plan = zip_plan(path, recipe.extensions, recipe.noise_label)
+    by_class: dict[str, list] = {}
+    noise = []
     with zipfile.ZipFile(path) as archive:
         for info, name, file_name in plan:
+            deadline.check()
             sample = info.filename if folder is None else extract(archive, info, folder / name / file_name, path)
-            if recipe.noise_label and name == recipe.noise_label:
-                project.noise.append(sample)
-            else:
-                project.samples.setdefault(name, []).append(sample)
+            (noise if recipe.noise_label and name == recipe.noise_label else by_class.setdefault(name, [])).append(sample)
+    project = Project(task, noise=noise)
+    for name, samples in by_class.items():
+        project.add(name, samples)
     return project
 
 

@@ -1,4 +1,5 @@
-"""Batch mode (demo/batch.py): uploads read without trusting them, one row per item, the CSV, the endpoint."""
+"""Batch mode (demo/batch.py, reading through demo/uploads.py): uploads read without trusting them, one row
+per item, the CSV, the endpoint."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from conftest import REPO, free_port, image_png
-from demo import batch
+from demo import batch, uploads
 from demo.batch import FileBatch, Item, TextBatch, as_table, run_batch, write_csv
 from training.tasks import InputError
 
@@ -56,7 +57,7 @@ class FakePredictor:
     labels = ["a", "b", "c"]
 
     def __init__(self, threshold=0.5, delay=0.0):
-        self.config = {"unsure_threshold": threshold}
+        self.unsure_threshold = threshold
         self.delay = delay
 
     def predict(self, raw):
@@ -109,7 +110,7 @@ def test_several_image_files_one_broken_gives_one_error_row(tmp_path, image_mode
     assert all(r["error"] == "" and r["label"] in CIFAR10 and r["second_label"] in CIFAR10 for r in good)
     assert all(r["label"] != r["second_label"] and 1 >= r["confidence"] >= r["second_confidence"] > 0 for r in good)
     assert sum(r["label"] == r["name"].split("-")[0] for r in good) >= 2
-    threshold = image_model.config["unsure_threshold"]
+    threshold = image_model.unsure_threshold
     assert all(r["unsure"] == (r["confidence"] < threshold) for r in good)
 
 
@@ -195,23 +196,23 @@ def test_hostile_zips_are_refused_before_anything_is_read(tmp_path, case):
 
 
 def test_a_zip_with_too_many_entries_is_refused(tmp_path):
-    path = write_zip(tmp_path / "many.zip", {f"{i}.png": b"" for i in range(batch.MAX_ZIP_ENTRIES + 1)})
-    with pytest.raises(InputError, match=f"zips of at most {batch.MAX_ZIP_ENTRIES}"):
+    path = write_zip(tmp_path / "many.zip", {f"{i}.png": b"" for i in range(uploads.MAX_ZIP_ENTRIES + 1)})
+    with pytest.raises(InputError, match=f"zips of at most {uploads.MAX_ZIP_ENTRIES:,}"):
         IMAGES.read([path])
     # The whole batch, not just that zip's row: beside a good image it is still refused.
     (tmp_path / "good.png").write_bytes(image_png(1, 16))
-    with pytest.raises(InputError, match=f"^many.zip has {batch.MAX_ZIP_ENTRIES + 1} entries; zips of at most"):
+    with pytest.raises(InputError, match=f"^many.zip has more than {uploads.MAX_ZIP_ENTRIES:,} entries; zips of"):
         IMAGES.read([tmp_path / "good.png", path])
 
 
 def test_too_much_uncompressed_data_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(batch, "MAX_TOTAL_BYTES", 2 * 2**20)
+    monkeypatch.setattr(uploads, "MAX_TOTAL_BYTES", 2 * 2**20)
     noise = np.random.default_rng(0).integers(0, 256, 2**20, dtype=np.uint8).tobytes()   # ratio ~1, no bomb
     path = write_zip(tmp_path / "big.zip", {f"{i}.png": noise for i in range(3)})
-    with pytest.raises(InputError, match="holds 3 MB once uncompressed; at most 2 MB"):
+    with pytest.raises(InputError, match="holds more than 2 MB of images; at most 2 MB are read at once"):
         IMAGES.read([path])
     (tmp_path / "a.png").write_bytes(noise * 3)
-    with pytest.raises(InputError, match="at most 2 MB are run at once"):
+    with pytest.raises(InputError, match="holds more than 2 MB of images"):
         IMAGES.read([tmp_path / "a.png"])
 
 
@@ -238,12 +239,12 @@ def test_a_file_that_is_not_a_zip_gets_its_row(tmp_path):
 
 def test_over_the_item_limit_is_refused_with_a_clear_message(tmp_path, monkeypatch):
     txt = tmp_path / "lines.txt"
-    txt.write_text("\n".join(f"line {i}" for i in range(batch.MAX_ITEMS + 1)))
-    with pytest.raises(InputError, match=f"holds {batch.MAX_ITEMS + 1} items; at most {batch.MAX_ITEMS}"):
+    txt.write_text("\n".join(f"line {i}" for i in range(uploads.MAX_ITEMS + 1)))
+    with pytest.raises(InputError, match=f"holds more than {uploads.MAX_ITEMS} texts; at most {uploads.MAX_ITEMS}"):
         TEXTS.read([txt])
-    monkeypatch.setattr(batch, "MAX_ITEMS", 2)
+    monkeypatch.setattr(uploads, "MAX_ITEMS", 2)
     path = write_zip(tmp_path / "three.zip", {f"{i}.png": image_png(i, 8) for i in range(3)})
-    with pytest.raises(InputError, match="holds 3 items; at most 2"):
+    with pytest.raises(InputError, match="holds more than 2 images; at most 2"):
         IMAGES.read([path])
 
 
@@ -397,3 +398,17 @@ def test_batch_endpoint_through_gradio_client(tmp_path):
             "named_endpoints"]["/classify_text_batch"]["parameters"]] == ["files", "model_name"]
     finally:
         app.close()
+
+
+def test_a_cancelled_batch_runs_no_further_item():
+    calls = []
+
+    class Counting(FakePredictor):
+        def predict(self, raw):
+            calls.append(raw)
+            return super().predict(raw)
+
+    rows = batch.batch_rows(Counting(), [Item(f"l:{i}", "abc") for i in range(100)])
+    assert [next(rows)["label"] for _ in range(2)] == ["b", "b"]
+    rows.close()                                  # what Cancel does to the panel's generator, between items
+    assert len(calls) == 2

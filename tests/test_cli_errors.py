@@ -14,12 +14,12 @@ from training.errors import SettingsError, TriptychError
 from training.export import ExportError
 from training.push import PushError
 from training.records import TrainingError
-from training.tasks.base import FeatureVersionError
+from training.tasks.base import FeatureVersionError, InputError
 from training.weights import WeightsError
 
 
 @pytest.mark.parametrize("error", [DatasetError, CheckpointError, TrainingError, SettingsError, WeightsError,
-                                   FeatureVersionError, PushError, ExportError, RecordError])
+                                   FeatureVersionError, PushError, ExportError, RecordError, InputError])
 def test_the_projects_errors_are_its_own_not_a_libraries(error):
     assert issubclass(error, TriptychError) and not issubclass(error, (ValueError, RuntimeError))
 

@@ -1,4 +1,5 @@
-"""The server's limits, set on purpose (README, "Limits"): upload size, file routes, the queue, the cache."""
+"""The server's limits, set on purpose (docs/limits.md): upload size, file routes, the queue, and the lanes
+that keep batches from filling it."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import http.client
 import io
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from PIL import Image
 
-import app
+import hostile_files as hf
 from conftest import REPO, launch_app
 
 ATTACKS = ["app.py", str(REPO / "app.py"), "README.md", "checkpoints/image/cifar10/config.json",
@@ -24,10 +26,6 @@ ATTACKS = ["app.py", str(REPO / "app.py"), "README.md", "checkpoints/image/cifar
 
 def upload(base_url: str, name: str, data: bytes) -> httpx.Response:
     return httpx.post(f"{base_url}gradio_api/upload", files={"files": (name, data)}, timeout=60)
-
-
-def test_max_file_size_is_50_mb():
-    assert app.MAX_FILE_SIZE == "50mb"
 
 
 def test_an_upload_over_the_limit_gets_413_and_the_app_keeps_serving(app_server, app_client):
@@ -69,13 +67,6 @@ def test_file_route_serves_the_callers_own_upload(app_server):
     assert got.status_code == 200 and got.content == data.getvalue()
 
 
-def test_the_gradio_cache_is_cleaned(served_checkpoints):
-    from demo.blocks import build_demo
-
-    demo = build_demo(served_checkpoints, "cpu")
-    assert demo.delete_cache == (600, 3600)   # every 10 minutes, files older than an hour
-
-
 def test_a_full_queue_answers_with_a_clear_error(served_checkpoints, tmp_path):
     """With room for one waiting request, a burst of slow ones: the extra ones get HTTP 503 "Queue is full"
     at once, every accepted one completes, and the app serves normally afterwards."""
@@ -107,3 +98,31 @@ def test_a_full_queue_answers_with_a_clear_error(served_checkpoints, tmp_path):
         assert r.status_code == 200
         stream = httpx.get(f"{url}gradio_api/call/classify_text/{r.json()['event_id']}", timeout=60).text
         assert '"joy"' in stream
+
+
+def test_batches_never_fill_the_queue_that_single_predictions_wait_in(served_checkpoints, tmp_path):
+    """With room for two waiting requests, six slow batches: one runs, two wait in the batch lane, three are
+    told the server is busy, and single predictions sent meanwhile are all answered (before the lanes, the
+    waiting batches filled the queue and single predictions got "Queue is full"). Batches sent in the same
+    instant still pass through the queue for a moment on their way to their lane: QUEUE_SIZE has room."""
+    from gradio_client import Client, handle_file
+
+    frog = (REPO / "demo" / "examples" / "image" / "frog-1.png").read_bytes()
+    photos = tmp_path / "photos.zip"
+    photos.write_bytes(hf.zip_of({f"{k}.png": frog for k in range(300)}))
+    with launch_app(served_checkpoints, "--queue-size", "2", "--threads", "1", log_name="lanes.log") as url:
+        clients = [Client(url, verbose=False) for _ in range(7)]
+        batches = []
+        for client in clients[:6]:     # one after another: each is admitted (or refused) by its lane at once
+            batches.append(client.submit([handle_file(str(photos))], None, api_name="/classify_image_batch"))
+            time.sleep(0.5)
+        singles = [clients[6].predict("i feel wonderful today", api_name="/classify_text")["label"] for _ in range(5)]
+        outcomes = []
+        for job in batches:
+            try:
+                outcomes.append(len(job.result(timeout=600)[0]["data"]))
+            except Exception as e:   # noqa: BLE001 (the refusal is the answer looked for)
+                outcomes.append(str(e))
+    assert singles == ["joy"] * 5
+    assert sorted(map(str, outcomes)).count("300") == 3, outcomes
+    assert sum("The server is busy: 3 batches are running or waiting" in str(o) for o in outcomes) == 3, outcomes

@@ -84,7 +84,8 @@ def out_of_fold(task: Task, settings: RunSettings, splits: Splits, fold: torch.T
         kept = (fold != k).nonzero().flatten()
         part = replace(splits, train=splits.train.select(kept.tolist()), val=splits.train.select(held.tolist()),
                        train_labels=splits.train_labels[kept], val_labels=splits.train_labels[held],
-                       info={**splits.info, "num_train": len(kept), "num_validation": len(held), "sources": None})
+                       info={**{k: v for k, v in splits.info.items() if k != "sources"}, "num_train": len(kept),
+                             "num_validation": len(held)})
         output = folder / f"fold-{k + 1}"
         fold_settings = replace(settings, data=replace(settings.data, folds=0), given=None,
                                 train=replace(settings.train, output=str(output), keep="last", patience=0))

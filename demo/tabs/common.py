@@ -1,15 +1,25 @@
 """Pieces every tab shares: the model picker and its panels, the structured result and how it is shown,
-the prediction flow that keeps every output in step with the inputs, examples, and error reporting.
+the prediction flow that keeps every output in step with the inputs, examples, error reporting, and which
+visitor may use which model.
 
 The flow of a tab (`prediction_flow`): any new input, example or model choice first clears every output
 panel, then runs the tab's JSON endpoint (the same result API callers get: every label's confidence, the
 unsure flag, notes), shows that result, then draws the explanation. An error therefore never leaves an
 earlier input's result on screen.
+
+Errors (`user_errors`): a visitor sees a message, never a traceback or a server path; the server's log keeps
+the detail of anything that is not the visitor's to fix. Models (`VisitorModels`): a model a visitor taught
+on a Space (listed in `ModelSet.private`) lives in their session's folder, and is found only from that
+session: for every other visitor, through every panel and endpoint, it does not exist.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import inspect
+import logging
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -19,6 +29,9 @@ from training.tasks import InputError
 
 # The label panel dims its bars when the model is unsure (see UNSURE_CLASS in app CSS, blocks.CSS).
 UNSURE_CLASS = "unsure-label"
+FAULT_MESSAGE = ("Something went wrong on the server while handling this (its log has the details). Please try "
+                 "again; if it happens again, try another input.")
+log = logging.getLogger(__name__)
 
 
 def info_markdown(models: ModelSet, name: str | None) -> str:
@@ -74,16 +87,97 @@ def model_picker(models: ModelSet) -> gr.Dropdown:
 
 
 def user_errors(fn):
-    """Wrap an event function so that bad user input (any task's `InputError`) and an unknown or broken
-    model (`ModelUnavailable`) reach the user as a `gr.Error` with their message, without a traceback in
-    the server's log: they are the user's to fix, not faults of the server. Anything else stays a fault."""
+    """Wrap an event function (or generator) so that no raw error reaches the visitor. Bad input (any task's
+    `InputError`) and an unknown or broken model (`ModelUnavailable`) become a `gr.Error` with their
+    message, server paths taken out, and no traceback in the log: they are the visitor's to fix. Any other
+    exception is a fault: its traceback goes to the log (logging.exception) and the visitor gets
+    FAULT_MESSAGE. A gr.Error raised on purpose passes as it is."""
+    def handled(e: Exception) -> gr.Error:
+        if isinstance(e, gr.Error):
+            return e
+        if isinstance(e, (InputError, ModelUnavailable)):
+            return gr.Error(without_paths(str(e)), print_exception=False)
+        log.exception("%s failed", getattr(fn, "__qualname__", fn))
+        return gr.Error(FAULT_MESSAGE, print_exception=False)
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as e:   # GeneratorExit (a cancel closing it) is no Exception: it passes
+                raise handled(e) from None
+        return generator
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (InputError, ModelUnavailable) as e:
-            raise gr.Error(str(e), print_exception=False) from None
+        except Exception as e:
+            raise handled(e) from None
     return wrapper
+
+
+# An absolute path's folders ("/tmp/gradio/3f2.../"), unless a word, a dot, a colon, a slash or a tilde comes
+# before it (so "1/2", "a/b" and "https://..." stay): a message keeps a file's name, never where it lies.
+FOLDERS = re.compile(r"(?<![\w.:/~])/(?:[^\s/'\"`()<>,;]+/)+")
+
+
+def without_paths(message: str) -> str:
+    return FOLDERS.sub("", message)
+
+
+# ------------------------------------------------------------------------------------------- visitors
+
+def session_id(request) -> str | None:
+    """The name of a visitor's session folder: a digest of their Gradio session (one page load, or one
+    gradio_client Client), so it names no one else's; None outside a request."""
+    session = getattr(request, "session_hash", None)
+    return hashlib.sha256(f"triptych-session:{session}".encode()).hexdigest()[:32] if session else None
+
+
+def current_request():
+    """The request of the event running in this thread. Gradio 6.31 sets it around every call of an event
+    function, queued or not, each step of a generator included (gradio/utils.py, get_function_with_locals);
+    tests/test_teach_space.py checks that a second client cannot reach the first one's model."""
+    from gradio.context import LocalContext
+
+    return LocalContext.request.get(None)
+
+
+class VisitorModels(dict):
+    """A `ModelSet.predictors` that keeps visitors' models to their makers: a name in the set's `private`
+    is found (`in`, `[]`, `get`) only from a request of the session whose folder holds that model, so
+    `ModelSet.get`, and with it every panel and endpoint of every tab, answers for it there alone.
+    Iterating, `.items()` and `.values()` see every model: the listing and the clean-up need them."""
+
+    def __init__(self, models: ModelSet):
+        super().__init__(models.predictors)
+        self.models = models
+
+    def hidden(self, name) -> bool:
+        if name not in self.models.private or not dict.__contains__(self, name):
+            return False
+        sid = session_id(current_request())
+        return sid is None or sid not in dict.__getitem__(self, name).folder.parts
+
+    def __contains__(self, name) -> bool:
+        return dict.__contains__(self, name) and not self.hidden(name)
+
+    def __getitem__(self, name):
+        if self.hidden(name):
+            raise KeyError(name)
+        return dict.__getitem__(self, name)
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+
+def keep_to_visitors(models: ModelSet) -> ModelSet:
+    """`models`, its predictors kept to their visitors (`VisitorModels`)."""
+    if not isinstance(models.predictors, VisitorModels):
+        models.predictors = VisitorModels(models)
+    return models
 
 
 # ------------------------------------------------------------------------------------------ the result
@@ -150,15 +244,17 @@ def model_panels(models: ModelSet, picker: gr.Dropdown, api_name: str, describe=
         return describe(models, model_name)
 
     model_info.__doc__ = describe.__doc__
-    picker.change(model_info, picker, info, api_name=api_name)
-    picker.change(lambda name: card_markdown(models, name), picker, card, api_visibility="private", queue=False)
+    picker.change(user_errors(model_info), picker, info, api_name=api_name)
+    picker.change(user_errors(lambda name: card_markdown(models, name)), picker, card, api_visibility="private",
+                  queue=False)
     return info
 
 
 def knows_panel(models: ModelSet, picker: gr.Dropdown) -> gr.Markdown:
     """What the chosen model knows and cannot do, following the picker."""
     knows = gr.Markdown(knows_markdown(models, picker.value), elem_classes=["knows"])
-    picker.change(lambda name: knows_markdown(models, name), picker, knows, api_visibility="private", queue=False)
+    picker.change(user_errors(lambda name: knows_markdown(models, name)), picker, knows, api_visibility="private",
+                  queue=False)
     return knows
 
 
@@ -192,7 +288,7 @@ def report_panel(models: ModelSet, picker: gr.Dropdown) -> list[gr.Image]:
         images = [gr.Image(value=figure, label=caption, type="pil", interactive=False, buttons=["download", "fullscreen"],
                            alt_text=f"{caption} of the chosen model's training run")
                   for figure, (_, caption) in zip(report_figures(models, picker.value), REPORT_FIGURES)]
-    picker.change(lambda name: report_figures(models, name), picker, images, api_visibility="private")
+    picker.change(user_errors(lambda name: report_figures(models, name)), picker, images, api_visibility="private")
     return images
 
 
@@ -220,6 +316,7 @@ def prediction_flow(models: ModelSet, *, inputs: list, result: gr.JSON, label: g
             return fn(value, model_name) if not is_empty(value) else empty
         return run
 
+    analyse, explain = user_errors(analyse), user_errors(explain)   # whatever the tab wrapped them in
     chains = [(run_on, analyse, explain, dict(api_name=api_name), dict(api_name=explain_api_name))]
     if rerun_on:
         none_out = None if len(explain_outputs) == 1 else (None,) * len(explain_outputs)

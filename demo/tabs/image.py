@@ -13,9 +13,9 @@ from demo.predictor import ModelSet
 from demo.tabs.common import (example_caption, example_files, knows_panel, label_endpoint, label_value, model_panels,
                               model_picker, prediction_flow, result_record, user_errors)
 from training.tasks import InputError
-from training.tasks.image import MAX_FILE_BYTES
+from training.tasks.image.decode import IMAGE_EXTENSIONS, MAX_FILE_BYTES
 
-IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff")
+IMAGE_TYPES = IMAGE_EXTENSIONS   # the formats the image decoder opens, and no other
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "image"
 GRADCAM_HELP = ("Grad-CAM: convolutional maps weighted by how much they raise the predicted label; the more a "
                 "region drove the prediction, the warmer and stronger its colour (regions left as they were did "
@@ -39,12 +39,15 @@ class ImageFile(gr.Image):
         if payload is None:
             return None
         if payload.url and payload.url.startswith("data:"):      # webcam/clipboard as a data URL
+            if len(payload.url) > MAX_FILE_BYTES * 4 // 3 + 100:  # base64: 4 characters per 3 bytes
+                raise gr.Error(f"The image is over {MAX_FILE_BYTES // 2**20} MB; images up to "
+                               f"{MAX_FILE_BYTES // 2**20} MB are accepted.", print_exception=False)
             try:
                 return base64.b64decode(payload.url.split(",", 1)[1], validate=False)
             except (ValueError, IndexError):
-                raise gr.Error("The image data could not be read.") from None
+                raise gr.Error("The image data could not be read.", print_exception=False) from None
         if payload.path is None:
-            raise gr.Error("No image was received.")
+            raise gr.Error("No image was received.", print_exception=False)
         return payload.path
 
 

@@ -8,7 +8,7 @@ are demo/listen.py.
 
 from __future__ import annotations
 
-import traceback
+import logging
 from pathlib import Path
 
 import gradio as gr
@@ -127,7 +127,7 @@ def listen_step(models: ModelSet):
         except ModelUnavailable as e:
             listener.problem = str(e)
         except Exception:   # a fault, but raising would end the visitor's stream for good: log it, keep listening
-            traceback.print_exc()
+            logging.getLogger(__name__).exception("listening to a microphone chunk failed")
             listener.problem = "A moment of audio could not be heard (the server's log says why); still listening."
         return headline(listener), history_markdown(listener), listener
     return step

@@ -106,7 +106,7 @@ class TeachRecipe:
     samples per class are written there once.
 
     layout         "folder": the samples are files, written as one folder per class (imagefolder,
-                   audiofolder); "csv": the samples are texts, written as a text,label CSV
+                   audiofolder); "csv": the samples are texts, written as text,label rows (JSON lines)
     extensions     the files a folder project takes (lower case, with the dot)
     min_per_class  samples each class needs before training can start
     noise_label    the class a sound project's background-noise recordings become (cut by
@@ -122,9 +122,10 @@ class TeachRecipe:
     noise_label: str | None = None
 
 
-class InputError(ValueError):
+class InputError(TriptychError):
     """An input a user gave that cannot be used (an unreadable image, empty text, silent audio...); the
-    message says why in words and is shown to that user as it is."""
+    message says why in words and is shown to that user as it is. Not a ValueError: an `except ValueError`
+    meant for a library's parse error (zipfile, csv, PIL) must not swallow it, nor it a bug's ValueError."""
 
 
 class FeatureVersionError(TriptychError):

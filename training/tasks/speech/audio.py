@@ -1,6 +1,6 @@
 """Audio decoding, the one decoder for training and the demo: any clip -> a fixed-length mono waveform.
 
-soundfile decodes it (WAV, FLAC, OGG, MP3; no FFmpeg), channels are averaged to mono, samples become
+soundfile decodes it (WAV, FLAC, OGG, MP3, and no other container; no FFmpeg), channels are averaged to mono, samples become
 float32 in [-1, 1], torchaudio resamples to the model's rate, and the clip is cut or padded to a fixed
 length. A clip longer than that length is heard through its loudest window (the word, not the silence
 around it); a shorter one is centred in silence. A change to what this computes changes what every
@@ -27,6 +27,11 @@ MIN_SECONDS = 0.05            # shorter than the shortest spoken digit (0.14 s i
 MAX_READ_SECONDS = 30.0
 MAX_READ_SAMPLES = int(MAX_READ_SECONDS * 48_000 * 2)
 MAX_CHANNELS = 64
+# The containers decoded, by libsndfile's names: nothing else is handed to it, whatever a file is called
+# (it parses some 25 formats: AIFF, CAF, Sphere, MAT, ...). The first bytes are checked before libsndfile
+# sees the file, and the format it then reports after.
+AUDIO_FORMATS = ("WAV", "WAVEX", "RF64", "FLAC", "OGG", "MP3")
+NOT_AUDIO = "This file is not audio that can be read (WAV, FLAC, OGG or MP3)."
 
 
 class AudioClip(NamedTuple):
@@ -60,11 +65,35 @@ def read_samples(source, max_seconds: float) -> tuple[np.ndarray, int, float]:
     raise InputError("No audio was given.")
 
 
+def container(head: bytes) -> str | None:
+    """The AUDIO_FORMATS container that a file's first 12 bytes announce, or None."""
+    if head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE":
+        return "WAV"
+    if head[:4] == b"RF64":
+        return "RF64"
+    if head[:4] == b"fLaC":
+        return "FLAC"
+    if head[:4] == b"OggS":
+        return "OGG"
+    if head[:3] == b"ID3" or len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:   # MPEG frame sync
+        return "MP3"
+    return None
+
+
 def file_samples(file, max_seconds: float) -> tuple[np.ndarray, int, float]:
     import soundfile as sf
 
+    if isinstance(file, io.BytesIO):
+        head = file.getvalue()[:12]
+    else:
+        with open(file, "rb") as f:
+            head = f.read(12)
+    if container(head) is None:
+        raise InputError(NOT_AUDIO)
     try:
         with sf.SoundFile(file) as f:
+            if f.format not in AUDIO_FORMATS:
+                raise InputError(NOT_AUDIO)
             rate, frames = int(f.samplerate), f.frames
             check_rate(rate)
             if f.channels > MAX_CHANNELS:
@@ -75,7 +104,7 @@ def file_samples(file, max_seconds: float) -> tuple[np.ndarray, int, float]:
         raise
     except sf.LibsndfileError as e:
         if "ormat not recognised" in str(e) or "nrecognised" in str(e):
-            raise InputError("This file is not audio that can be read (WAV, FLAC, OGG or MP3).") from None
+            raise InputError(NOT_AUDIO) from None
         raise InputError(f"The audio file is damaged or cannot be decoded ({e.error_string}).") from None
     except (RuntimeError, ValueError, TypeError, OSError, EOFError) as e:
         raise InputError(f"The audio file is damaged or cannot be decoded ({e}).") from None
