@@ -208,8 +208,8 @@ def pretrained_lines(config: dict) -> list[str]:
     if not p:
         return []
     digest = f", sha256 {p['sha256'][:16]}..." if p.get("sha256") else ""
-    return [f"- Fine-tuned from ImageNet-pretrained weights: {p.get('source')}{digest}; weights license "
-            f"{p.get('license', 'unknown')}"]
+    return [f"- Fine-tuned from {p.get('kind', 'ImageNet-pretrained weights')}: {p.get('source')}{digest}; weights "
+            f"license {p.get('license', 'unknown')}"]
 
 
 def stages(config: dict) -> list[dict]:

@@ -59,7 +59,7 @@ Bad user input raises `InputError` with a message for people, in every task.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 import torch
@@ -92,6 +92,16 @@ class TeachRecipe:
     extensions: tuple[str, ...] = ()
     min_per_class: int = 5
     noise_label: str | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A task's default recipe for the data at hand: settings for every flag the user did not give. The
+    engine prints `name` and `reason` at the start of the run and records all of it in config.json."""
+    name: str                                   # e.g. "MiniLM-L6 encoder + GRU head, fine-tuned"
+    reason: str                                 # from the data, e.g. "180 rows, 6 labels, 30 per label"
+    task: dict = field(default_factory=dict)    # the task Config's field name -> value
+    train: dict = field(default_factory=dict)   # TrainSettings field name -> value
 
 
 class InputError(ValueError):
@@ -206,6 +216,9 @@ class Task:
     def head(self, model: nn.Module) -> nn.Module | None:
         """The model's classifier head: the layer --freeze-backbone leaves trainable alone and
         --backbone-lr-scale leaves at the full learning rate. None: the task cannot tell."""
+        return None
+
+    def recipe(self, splits, given: frozenset[str]) -> Recipe | None:
         return None
 
     def pretrained_source(self, config) -> dict | None:
