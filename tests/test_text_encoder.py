@@ -90,6 +90,23 @@ def test_a_checkpoint_holds_the_trained_tensors_only_and_round_trips(model, conf
         assert torch.equal(model(*inputs), loaded(*inputs))
 
 
+def test_float16_storage_halves_the_file_and_loads_as_float32(tmp_path):
+    cfg = encoder_config(frozen_layers=0, weights_dtype="float16")
+    torch.manual_seed(0)
+    model = text.build_model(cfg, 3).eval()
+    folder = save(model, cfg, tmp_path / "m")
+    stored = load_file(folder / ckpt.WEIGHTS_NAME)
+    assert {v.dtype for v in stored.values()} == {torch.float16} and len(stored) == 6 * 12 + len(model.head.state_dict())
+    assert (folder / ckpt.WEIGHTS_NAME).stat().st_size < 23 * 2**20          # six layers, in half the bytes
+    loaded, _, task_config = ckpt.load_model(folder)
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.half().float())                                          # what was stored, exactly
+        inputs = text.prepare(task_config, "i feel wonderful today")
+        assert torch.equal(model(*inputs), loaded(*inputs))
+
+
 def test_other_encoder_weights_or_a_missing_package_are_refused_in_words(model, config, tmp_path, monkeypatch):
     folder = save(model, config, tmp_path / "m")
     recorded = json.loads((folder / "config.json").read_text())

@@ -57,9 +57,13 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 
 def save_checkpoint(folder: str | os.PathLike, model: torch.nn.Module, config: dict) -> None:
-    """Write the weights and `config.json`. `config` must carry `task`, `labels` and `model`."""
+    """Write the weights and `config.json`. `config` must carry `task`, `labels` and `model`. A model with a
+    `storage_dtype` (e.g. torch.float16) has its floating-point tensors stored in that type; loading
+    (`load_state_dict`) casts them back to the model's own."""
     folder = Path(folder)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in unwrap(model).state_dict().items()}
+    dtype = getattr(unwrap(model), "storage_dtype", None)
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().to("cpu").contiguous()
+             for k, v in unwrap(model).state_dict().items()}
     config = {"format_version": FORMAT_VERSION, **config}
     atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
     write_json(folder / CONFIG_NAME, config)

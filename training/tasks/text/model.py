@@ -115,11 +115,16 @@ class EncoderClassifier(nn.Module):
 def build_model(config: TextConfig, num_labels: int, *, pretrained: bool = False) -> nn.Module:
     """The network of `config` with `num_labels` outputs. An encoder model's encoder always comes from the
     installed package (`pretrained` or not: its frozen part is never saved, and a checkpoint's weights
-    replace the rest); the rnn is trained from scratch."""
+    replace the rest); the rnn is trained from scratch. `storage_dtype` tells the checkpoint how to store
+    the weights (--weights-dtype); loading casts them back to float32."""
     if not config.uses_encoder:
-        return TextClassifier(config, num_labels)
-    from training.tasks.text import encoder
+        model = TextClassifier(config, num_labels)
+    else:
+        from training.tasks.text import encoder
 
-    body = encoder.build_encoder(config.frozen_layers, config.train_embeddings, config.encoder_weights)
-    head = (RecurrentHead if config.architecture == "minilm-gru" else PooledHead)(encoder.WIDTH, config, num_labels)
-    return EncoderClassifier(body, head)
+        body = encoder.build_encoder(config.frozen_layers, config.train_embeddings, config.encoder_weights)
+        head = (RecurrentHead if config.architecture == "minilm-gru" else PooledHead)(encoder.WIDTH, config, num_labels)
+        model = EncoderClassifier(body, head)
+    if config.weights_dtype != "float32":
+        model.storage_dtype = getattr(torch, config.weights_dtype)
+    return model
