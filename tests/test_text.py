@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import torch
@@ -85,12 +84,11 @@ def test_random_strings_give_ids_or_a_clear_error(config):
     check()
 
 
-def test_long_text_is_cut_in_bounded_time(config):
+def test_long_text_is_cut_to_a_character_budget(config):
     long = "happy " * 20_000 + "x" * 50_000 + "😀" * 30_000                             # 200,000 characters
-    start = time.perf_counter()
-    ids, truncated = text.tokenize(config, long)
-    assert time.perf_counter() - start < 0.5
+    ids, truncated = text.tokenize(config, long)                # (its time: bench/text_latency.py --long)
     assert truncated and len(ids) == config.max_tokens
+    assert text.encode_text(config, long).encoding.offsets[-1][1] <= text.char_limit(config)   # only the budget read
     assert text.tokenize(config, "happy " * (config.max_tokens + 1))[1]
     assert not text.tokenize(config, "happy " * config.max_tokens)[1]
     assert text.tokenize(config, " " * 100_000 + "happy") == (text.tokenize(config, "happy")[0], False)

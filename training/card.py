@@ -251,7 +251,7 @@ def pretrained_lines(config: CheckpointRecord) -> list[str]:
     if p is None:
         return []
     digest = f", sha256 {p.sha256[:16]}..." if p.sha256 else ""
-    return [f"- Fine-tuned from ImageNet-pretrained weights: {p.source}{digest}; weights license "
+    return [f"- Fine-tuned from {p.kind or 'ImageNet-pretrained weights'}: {p.source}{digest}; weights license "
             f"{p.license or 'unknown'}"]
 
 

@@ -33,6 +33,7 @@ from training import config_record
 from training.config_record import CheckpointRecord, RecordError
 from training.errors import SettingsError, TriptychError
 from training.legacy import upgrade
+from training.weights import WeightsError
 
 FORMAT_VERSION = config_record.FORMAT_VERSION
 WEIGHTS_NAME = "model.safetensors"
@@ -91,11 +92,15 @@ def as_record(config: CheckpointRecord | dict) -> CheckpointRecord:
 
 def save_checkpoint(folder: str | os.PathLike, model: torch.nn.Module, config: CheckpointRecord | dict) -> None:
     """Write the weights and `config.json`. `config` (the run's record, or its JSON: it must carry `task`,
-    `labels` and `model`) gets timm's keys where timm builds the network."""
+    `labels` and `model`) gets timm's keys where timm builds the network. A model with a `storage_dtype`
+    (e.g. torch.float16) has its floating-point tensors stored in that type; loading (`load_state_dict`) casts
+    them back to the model's own."""
     folder = Path(folder)
     model = unwrap(model)
     record = with_timm_keys(as_record(config), model)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    dtype = getattr(model, "storage_dtype", None)
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().to("cpu").contiguous()
+             for k, v in model.state_dict().items()}
     atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
     write_record(folder, record)
 
@@ -246,7 +251,7 @@ def check_buildable(task, task_config, labels: int, folder: Path) -> None:
         with torch.device("meta"):
             model = task.build_model(task_config, labels)
             inputs = task.example_inputs(task_config)
-    except CheckpointError:
+    except (CheckpointError, WeightsError):   # WeightsError: the installed weights a network is built on differ
         raise
     except Exception as e:   # whatever a network's constructor raises for sizes it cannot have
         raise CheckpointError(f"{folder / CONFIG_NAME}: the 'model' entry describes no {task.name} network that "

@@ -160,6 +160,7 @@ class Metrics:
 class Pretrained:
     """Where a network's starting weights came from (training/weights.py), with their license."""
     source: str | None = None
+    kind: str | None = field(default=None, metadata=OMIT)     # e.g. "the pretrained sentence encoder ..."
     file: str | None = field(default=None, metadata=OMIT)
     sha256: str | None = field(default=None, metadata=OMIT)
     license: str | None = None

@@ -139,14 +139,16 @@ def source_config(task: Task, folder, flag: str) -> CheckpointRecord:
 
 
 def source_settings(task: Task, settings: RunSettings, folder, recorded: CheckpointRecord, flag: str):
-    """The model settings of the checkpoint in `folder`, which this run's must equal (but for the task's
-    training-only settings, which are this run's, and its fitted ones); its tokenizer or other extra files
-    loaded from `folder`."""
+    """The model settings of the checkpoint in `folder`; those the user gave on the command line must equal
+    them (every one, where `settings.given` is unknown), but for the task's training-only settings, which
+    are this run's, and its fitted ones. Its tokenizer or other extra files are loaded from `folder`."""
     config = settings.task
     start = task.config_from_dict(recorded.model)
     free = task.train_fields + task.fitted_fields
+    given = settings.given
     differ = [f"{f.name} {getattr(start, f.name)!r} (this run: {getattr(config, f.name)!r})" for f in fields(config)
-              if f.compare and f.name not in free and getattr(start, f.name) != getattr(config, f.name)]
+              if f.compare and f.name not in free and (given is None or f.name in given)
+              and getattr(start, f.name) != getattr(config, f.name)]
     if differ:
         raise TrainingError(f"{flag} {folder}: give the model arguments it was trained with; its settings "
                             f"differ in {'; '.join(differ)}.")

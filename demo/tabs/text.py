@@ -35,21 +35,31 @@ def truncation_note(config) -> str:
             "classified.")
 
 
-UNKNOWN_WORDS_NOTE = ("None of these words or symbols are in the model's vocabulary, so the prediction is little "
-                      "more than a guess.")
+# WordPiece spells any word from pieces of its vocabulary; a word becomes the one token [UNK] only when it
+# holds a character the vocabulary has none for (most emoji, scripts it was not built from).
+UNREADABLE_NOTE = ("The model could not read any of this text: every word holds a character its vocabulary has no "
+                   "piece for (an emoji, another script), so the prediction is little more than a guess.")
 
 
-def reading_notes(config, ids: list[int], truncated: bool) -> list[str]:
-    """What the user should know about how the model read the text (cut short, unknown words)."""
+def unknown_note(words: list[str]) -> str:
+    shown = ", ".join(f"`{w}`" for w in words[:5]) + (f" and {len(words) - 5} more" if len(words) > 5 else "")
+    return (f"Read as unknown ([UNK]), for a character its vocabulary has no piece for: {shown}. The model saw "
+            "that a word was there, not which.")
+
+
+def reading_notes(config, text: str) -> list[str]:
+    """What the user should know about how the model read the text (cut short, words it could not spell)."""
+    _, truncated = text_task.tokenize(config, text)
+    unknown, words = text_task.unknown_words(config, text)
     out = [truncation_note(config)] if truncated else []
-    if all(i == text_task.UNK_ID for i in ids):
-        out.append(UNKNOWN_WORDS_NOTE)
+    if unknown:
+        out.append(UNREADABLE_NOTE if len(unknown) == words else unknown_note(unknown))
     return out
 
 
-def notes(config, ids: list[int], truncated: bool) -> str:
+def notes(config, text: str) -> str:
     """The explanation's help text, then the reading notes."""
-    return "\n\n".join([EXPLANATION_HELP, *(f"> Note: {n}" for n in reading_notes(config, ids, truncated))])
+    return "\n\n".join([EXPLANATION_HELP, *(f"> Note: {n}" for n in reading_notes(config, text))])
 
 
 def build(models: ModelSet) -> gr.Dropdown:
@@ -73,15 +83,14 @@ def build(models: ModelSet) -> gr.Dropdown:
                            example_labels=[f"{row['text']}  ({row['label']})" for row in rows] if rows else None,
                            label="Examples: emotion validation sentences, two per label (the dataset's label in brackets)")
     batch_panel(models, picker, TextBatch(text_task.TASK.input_columns), api_name="classify_text_batch",
-                notes=lambda p, text: reading_notes(p.task_config, *text_task.tokenize(p.task_config, text)))
+                notes=lambda p, text: reading_notes(p.task_config, text))
     model_panels(models, picker, "text_model_info")
 
     @user_errors
     def classify_text_json(text: str, model_name: str | None = None) -> dict:
-        """Every label's confidence for one text, the unsure flag, and notes (cut short, unknown words)."""
+        """Every label's confidence for one text, the unsure flag, and notes (cut short, unreadable words)."""
         predictor = models.get(model_name)
-        ids, truncated = text_task.tokenize(predictor.task_config, text)
-        return result_record(predictor, predictor.predict(text), reading_notes(predictor.task_config, ids, truncated))
+        return result_record(predictor, predictor.predict(text), reading_notes(predictor.task_config, text))
 
     def classify_text(text: str, model_name: str | None = None):
         """Top labels with probabilities for one text; text past the model's limit is cut."""
@@ -91,11 +100,10 @@ def build(models: ModelSet) -> gr.Dropdown:
     def explain_text(text: str, model_name: str | None = None):
         """The words that pushed the prediction (occlusion scores in [-1, 1]) and notes on how the text was read."""
         predictor = models.get(model_name)
-        ids, truncated = text_task.tokenize(predictor.task_config, text)
         pieces = predictor.explain(text)
-        if truncated:
+        if text_task.tokenize(predictor.task_config, text)[1]:
             pieces.append((" …", None))   # the rest of the text was not read, so it gets no colour
-        return pieces, notes(predictor.task_config, ids, truncated)
+        return pieces, notes(predictor.task_config, text)
 
     prediction_flow(models, inputs=[text, picker], result=result, label=label, status=status,
                     analyse=classify_text_json, explain=explain_text, explain_outputs=[explanation, note],

@@ -247,6 +247,9 @@ class Task:
         --backbone-lr-scale leaves at the full learning rate. None: the task cannot tell."""
         return None
 
+    def recipe(self, splits, given: frozenset[str]) -> Recipe | None:
+        return None
+
     def pretrained_source(self, config) -> dict | None:
         """Where a fresh model's starting weights came from (source, license...), for config.json."""
         return None

@@ -1,5 +1,7 @@
 """Word importances by occlusion: each word is removed in turn and the drop in the predicted label's
-probability is its score."""
+probability is its score. A word is the whole group of WordPiece tokens the tokenizer made from one piece
+of the text (e.g. "un ##happi ##ness"); an encoder's [CLS] and [SEP] stay in every variant and are never
+shown as words."""
 
 from __future__ import annotations
 
@@ -7,22 +9,35 @@ import torch
 from torch import nn
 
 from training.tasks.text.config import TextConfig
-from training.tasks.text.tokenizer import PAD_ID, UNK_ID, Encoded, clean, encode_text, tokenize
+from training.tasks.text.tokenizer import PAD_ID, UNK_ID, Encoded, clean, encode_text, tokenize, unk_id
 
 EXPLANATION_METHOD = "occlusion"
 
 
 def word_spans(encoded: Encoded) -> list[tuple[int, int, list[int]]]:
-    """(start, end, token positions) of each word the model read, as offsets into the cleaned text."""
+    """(start, end, positions in `encoded.ids`) of each word the model read, as offsets into the cleaned
+    text; the positions of a word are all its WordPiece tokens."""
     spans: dict[int, list] = {}
-    for pos in range(len(encoded.ids)):
+    for pos in range(len(encoded.text_ids)):
         word = encoded.encoding.word_ids[pos]
         start, end = (encoded.start + o for o in encoded.encoding.offsets[pos])
         if word not in spans:
             spans[word] = [start, end, []]
         spans[word][1] = max(spans[word][1], end)
-        spans[word][2].append(pos)
+        spans[word][2].append(encoded.lead + pos)
     return [tuple(s) for s in spans.values()]
+
+
+def unknown_words(config: TextConfig, text) -> tuple[list[str], int]:
+    """(the words of `text` the model read as nothing but [UNK], how many words it read). WordPiece spells
+    any word from its pieces; a word becomes [UNK] when it holds a character its vocabulary has no piece
+    for (an emoji, another script)."""
+    text = clean(text)
+    encoded = encode_text(config, text)
+    unknown = unk_id(config)
+    spans = word_spans(encoded)
+    return [text[start:end] for start, end, positions in spans
+            if all(encoded.ids[p] == unknown for p in positions)], len(spans)
 
 
 def pad_batch(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

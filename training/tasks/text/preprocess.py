@@ -1,18 +1,19 @@
 """From text to the model's input: token ids for the training cache, batches (with token dropout when
-training), and `prepare` for one demo input. The cache right-pads rows with 0, the [PAD] id; `make_batch`
-trims each batch to its own longest row; the model packs the sequences, so padding never changes a
-prediction."""
+training), and `prepare` for one demo input. The cache right-pads rows with 0, the [PAD] id of both
+tokenizers; `make_batch` trims each batch to its own longest text; the models mask padding out (the rnn
+packs its sequences, an encoder masks its attention), so padding never changes a prediction."""
 
 from __future__ import annotations
 
 import torch
 
 from training.tasks.text.config import TextConfig
-from training.tasks.text.tokenizer import PAD_ID, UNK_ID, encode_text, tokenize
+from training.tasks.text.tokenizer import PAD_ID, UNK_ID, encode_text, special_ids, tokenize
 
 
 def encode(config: TextConfig, raw) -> torch.Tensor:
-    """One dataset text -> int32 token ids; a blank row becomes a single [UNK] rather than an error."""
+    """One dataset text -> int32 token ids; a blank row becomes a single [UNK] (the rnn) or [CLS] [SEP] (an
+    encoder) rather than an error."""
     return torch.tensor(encode_text(config, raw).ids or [UNK_ID], dtype=torch.int32)
 
 
@@ -24,9 +25,13 @@ def prepare(config: TextConfig, raw) -> tuple[torch.Tensor, torch.Tensor]:
 
 def make_batch(config: TextConfig, data: torch.Tensor, lengths: torch.Tensor, *, train: bool,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Trim the cache rows to the batch's own longest text; at train time, replace some tokens by [UNK]."""
+    """Trim the cache rows to the batch's own longest text; at train time, replace some of the text's tokens
+    (never padding, [CLS] or [SEP]) by [UNK]."""
     ids = data[:, : int(lengths.max())].long()
     if train and config.token_dropout > 0:
+        specials = special_ids(config)
         drop = (torch.rand(ids.shape, generator=generator) < config.token_dropout).to(ids.device)
-        ids = torch.where(drop & (ids != PAD_ID), torch.full_like(ids, UNK_ID), ids)
+        kept = [i for token, i in specials.items() if token != "[UNK]" and i != PAD_ID]
+        text = (ids != PAD_ID) & ~torch.isin(ids, torch.tensor(kept, device=ids.device)) if kept else ids != PAD_ID
+        ids = torch.where(drop & text, torch.full_like(ids, specials["[UNK]"]), ids)
     return ids, lengths

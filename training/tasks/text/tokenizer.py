@@ -1,10 +1,11 @@
-"""The WordPiece tokenizer (Hugging Face `tokenizers`), trained on the training split, and how any text
-becomes the tokens the model reads.
+"""The WordPiece tokenizer (Hugging Face `tokenizers`) and how any text becomes the tokens the model reads.
 
-`fit` trains the tokenizer; it is saved as `tokenizer.json` beside the weights, so the demo splits text
-exactly as training did. Any Python string is accepted: lone surrogates become U+FFFD, control characters
-become spaces, and the string is cut to a character budget before tokenising, so 100,000 characters cost
-no more than a few thousand.
+The rnn's tokenizer is trained on the training split (`train_tokenizer`); an encoder model's is its encoder's
+own (`encoder_tokenizer`, BERT's uncased 30,522-piece vocabulary), and the model reads [CLS] text [SEP].
+Either is saved as `tokenizer.json` beside the weights, so the demo splits text exactly as training did.
+Any Python string is accepted: lone surrogates become U+FFFD, control characters become spaces (the rnn)
+or are dropped (the encoder's BERT normaliser), and the string is cut to a character budget before
+tokenising, so 100,000 characters cost no more than a few thousand.
 """
 
 from __future__ import annotations
@@ -42,11 +43,14 @@ def new_tokenizer():
 
 def train_tokenizer(config: TextConfig, train_inputs) -> TextConfig:
     """Train the WordPiece tokenizer on the training texts; `vocab_size` becomes its actual size. A
-    tokenizer already loaded (--init-from) is kept: the embeddings it starts from are indexed by it."""
+    tokenizer already loaded (--init-from) is kept: the embeddings it starts from are indexed by it. An
+    encoder model takes its encoder's tokenizer instead (`encoder_tokenizer`)."""
     from tokenizers import trainers
 
     if config.tokenizer is not None:
         return config
+    if config.uses_encoder:
+        return encoder_tokenizer(config)
 
     tokenizer = new_tokenizer()
     # min_frequency 2: words seen once are spelled with sub-word pieces instead of taking a slot of their own.
@@ -58,6 +62,49 @@ def train_tokenizer(config: TextConfig, train_inputs) -> TextConfig:
     config.vocab_size = tokenizer.get_vocab_size()
     config.tokenizer = tokenizer
     return config
+
+
+def encoder_tokenizer(config: TextConfig) -> TextConfig:
+    """The encoder's own tokenizer (its package's tokenizer.json, without the fixed 128-token padding and
+    truncation it ships with: batches are padded by the cache, texts cut by `encode_text`), and the record
+    of the encoder weights the model is built on (kept when already set, e.g. from --init-from)."""
+    from tokenizers import Tokenizer
+
+    from training.tasks.text import encoder
+
+    folder = encoder.package_folder()
+    tokenizer = Tokenizer.from_file(str(folder / encoder.TOKENIZER_FILE))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    config.vocab_size = tokenizer.get_vocab_size()
+    check_special_ids(tokenizer, folder / encoder.TOKENIZER_FILE, config)
+    config.tokenizer = tokenizer
+    config.encoder_weights = config.encoder_weights or encoder.weights_record(folder)
+    return config
+
+
+def special_ids(config: TextConfig) -> dict[str, int]:
+    """The special tokens' ids the code relies on: [PAD] and [UNK]; [CLS] and [SEP] for an encoder."""
+    if config.uses_encoder:
+        from training.tasks.text.encoder import SPECIAL_IDS
+        return SPECIAL_IDS
+    return {PAD: PAD_ID, UNK: UNK_ID}
+
+
+def unk_id(config: TextConfig) -> int:
+    return special_ids(config)[UNK]
+
+
+def check_special_ids(tokenizer, path, config: TextConfig) -> None:
+    from training.checkpoint import CheckpointError
+
+    expected = special_ids(config)
+    ids = {token: tokenizer.token_to_id(token) for token in expected}
+    size = tokenizer.get_vocab_size()
+    fits = size == config.vocab_size if config.uses_encoder else size <= config.vocab_size
+    if ids != expected or not fits:
+        raise CheckpointError(f"{path}: does not fit the model in config.json (vocabulary of {size} vs "
+                              f"{config.vocab_size}, special ids {ids}, expected {expected}).")
 
 
 def save_tokenizer(config: TextConfig, folder) -> None:
@@ -78,12 +125,8 @@ def load_tokenizer(config: TextConfig, folder) -> None:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as e:   # tokenizers raises its own Exception type for malformed files
         raise CheckpointError(f"{path}: not a readable tokenizer file ({e}).") from None
-    ids = (tokenizer.token_to_id(PAD), tokenizer.token_to_id(UNK))
-    if ids != (PAD_ID, UNK_ID) or tokenizer.get_vocab_size() > config.vocab_size:
-        raise CheckpointError(f"{path}: does not fit the model in config.json (vocabulary of "
-                              f"{tokenizer.get_vocab_size()} vs {config.vocab_size}, [PAD]/[UNK] ids {ids}).")
+    check_special_ids(tokenizer, path, config)
     config.tokenizer = tokenizer
-
 
 
 def clean(text) -> str:
@@ -100,10 +143,16 @@ def char_limit(config: TextConfig) -> int:
 
 
 class Encoded(NamedTuple):
-    ids: list[int]        # the tokens the model reads: at most max_tokens
+    ids: list[int]        # the tokens the model reads: at most max_tokens, [CLS] and [SEP] included
     truncated: bool       # whether any of the text was left unread
-    encoding: object      # the tokenizers.Encoding, for word offsets
+    encoding: object      # the tokenizers.Encoding of the text alone, for word offsets
     start: int            # its offsets count from this character of the cleaned text
+    lead: int = 0         # tokens before the text's first ([CLS]): ids[lead + i] is the encoding's token i
+
+    @property
+    def text_ids(self) -> list[int]:
+        """The tokens of the text itself, without [CLS] and [SEP]."""
+        return self.ids[self.lead: self.lead + len(self.ids) - 2 * self.lead]
 
 
 def encode_text(config: TextConfig, text) -> Encoded:
@@ -113,8 +162,10 @@ def encode_text(config: TextConfig, text) -> Encoded:
     start = len(text) - len(text.lstrip())
     limit = char_limit(config)
     encoding = config.tokenizer.encode(text[start:start + limit], add_special_tokens=False)
-    ids = encoding.ids[: config.max_tokens]
-    return Encoded(ids, len(text) - start > limit or len(encoding.ids) > len(ids), encoding, start)
+    lead = 1 if config.uses_encoder else 0
+    body = encoding.ids[: config.max_tokens - 2 * lead]
+    ids = [special_ids(config)["[CLS]"], *body, special_ids(config)["[SEP]"]] if lead else body
+    return Encoded(ids, len(text) - start > limit or len(encoding.ids) > len(body), encoding, start, lead)
 
 
 def tokenize(config: TextConfig, text) -> tuple[list[int], bool]:
@@ -124,7 +175,7 @@ def tokenize(config: TextConfig, text) -> tuple[list[int], bool]:
     if not text:
         raise InputError("The text is empty. Please type a sentence to classify.")
     encoded = encode_text(config, text)
-    if not encoded.ids:
+    if not encoded.text_ids:
         raise InputError("The text has only spaces or invisible control characters. Please type a sentence "
                              "to classify.")
     return encoded.ids, encoded.truncated
