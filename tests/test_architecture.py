@@ -1,5 +1,6 @@
-"""The seams the task contract promises: no function longer than 60 lines, no import cycle, and no module
-outside a task's own package asking which task it is."""
+"""The seams the task contract promises: no function longer than 60 lines, no module longer than 400 and
+none without an opening docstring saying its job, no import cycle, and no module outside a task's own
+package asking which task it is."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from conftest import REPO
 
 MAX_LINES = 60
+MAX_MODULE_LINES = 400
 PACKAGES = ("training", "demo")
 
 
@@ -92,6 +94,33 @@ def test_no_function_is_longer_than_60_lines():
     assert long_functions(REPO / "app.py") == []
     offenders = [f for path in source_files() for f in long_functions(path)]
     assert offenders == []
+
+
+def long_modules(paths, root: Path = REPO) -> list[str]:
+    """'path: N lines' for each module over MAX_MODULE_LINES, and 'path: no docstring' for each module
+    (but an empty __init__.py) that does not open with one; paths relative to `root`."""
+    out = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        lines = text.count("\n")
+        if lines > MAX_MODULE_LINES:
+            out.append(f"{path.relative_to(root)}: {lines} lines")
+        if text.strip() and ast.get_docstring(ast.parse(text)) is None:
+            out.append(f"{path.relative_to(root)}: no docstring")
+    return out
+
+
+def test_no_module_is_longer_than_400_lines_and_each_says_its_job():
+    assert long_modules(source_files()) == []
+
+
+def test_the_module_check_finds_long_and_undocumented_modules(tmp_path):
+    long, bare, fine = tmp_path / "long.py", tmp_path / "bare.py", tmp_path / "fine.py"
+    long.write_text('"""A module."""\n' + "x = 1\n" * MAX_MODULE_LINES)
+    bare.write_text("x = 1\n")
+    fine.write_text('"""A module."""\n' + "x = 1\n" * (MAX_MODULE_LINES - 1))
+    assert long_modules([long, bare, fine], tmp_path) == [f"long.py: {MAX_MODULE_LINES + 1} lines",
+                                                          "bare.py: no docstring"]
 
 
 # `task == "image"`, `name != "speech"`, `config["task"] == "text"`, `.NAME == "image"`: code that asks which

@@ -2,7 +2,8 @@
 
 A dataset is a Hugging Face Hub id (`uoft-cs/cifar10`), a local folder laid out like a Hub repo (parquet
 files per split), a folder of class subfolders (`imagefolder` / `audiofolder`), or a parquet/csv/json file.
-This module finds the splits, the input and label columns, and the label names; the tasks never see
+This module finds the splits, the input and label columns, and the label names (training/holdout.py picks
+which rows validate when the dataset has no validation split); the tasks never see
 anything but a `Splits`. A run on several datasets gets one `Splits` of all of them (`combine`).
 """
 
@@ -14,11 +15,11 @@ from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 
 from training.config_record import Validation
-from training.errors import TriptychError
+from training.errors import DatasetError, MissingSplit
+from training.holdout import carve_validation, fold_of_rows, subsample
 
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 LABEL_COLUMNS = ("label", "labels")
@@ -26,14 +27,6 @@ LABEL_COLUMNS = ("label", "labels")
 # conversion on the Hub (one folder per configuration) is read instead, with this default configuration.
 PARQUET_EXPORTS = {"google/speech_commands": "v0.02"}
 PARQUET_REVISION = "refs/convert/parquet"
-
-
-class DatasetError(TriptychError):
-    """A dataset that cannot be used as asked; the message says what to change."""
-
-
-class MissingSplit(DatasetError):
-    """The dataset has no split of the name asked for."""
 
 
 @dataclass
@@ -135,48 +128,6 @@ def label_ids(ds, column: str, labels: Sequence[str], *, split: str) -> torch.Te
     return torch.tensor(ids, dtype=torch.long)
 
 
-def carve_validation(labels: torch.Tensor, fraction: float, seed: int, groups: Sequence | None = None):
-    """Split row indices into (train, val): stratified by label, or by whole groups (e.g. speakers)."""
-    if not 0 < fraction < 1:
-        raise DatasetError(f"--val-fraction {fraction}: must be between 0 and 1 when the dataset has no "
-                           "validation split.")
-    rng = np.random.default_rng(seed)
-    n = len(labels)
-    val = np.zeros(n, dtype=bool)
-    if groups is not None:
-        keys = sorted({str(g) for g in groups})
-        if len(keys) < 2:
-            raise DatasetError("the group column has fewer than two groups; cannot hold one out.")
-        keys = [keys[i] for i in rng.permutation(len(keys))]
-        size = {k: 0 for k in keys}
-        for g in groups:
-            size[str(g)] += 1
-        chosen, total = set(), 0
-        for k in keys:   # whole groups until the fraction is reached; at least one, never all
-            if total >= fraction * n or len(chosen) == len(keys) - 1:
-                break
-            chosen.add(k)
-            total += size[k]
-        val = np.array([str(g) in chosen for g in groups])
-    else:
-        y = labels.numpy()
-        for label in np.unique(y):
-            rows = np.flatnonzero(y == label)
-            rows = rows[rng.permutation(len(rows))]
-            # Every label with two or more rows lands in both parts, even where the fraction rounds to 0
-            # (a rare label missing from validation would have no score; a tiny dataset no split at all).
-            take = min(max(1, int(round(fraction * len(rows)))), len(rows) - 1) if len(rows) > 1 else 0
-            val[rows[:take]] = True
-    return np.flatnonzero(~val).tolist(), np.flatnonzero(val).tolist()
-
-
-def subsample(ds, labels: torch.Tensor, limit: int | None, seed: int):
-    if limit is None or limit >= len(ds):
-        return ds, labels
-    rows = np.sort(np.random.default_rng(seed).permutation(len(ds))[:limit]).tolist()
-    return ds.select(rows), labels[rows]
-
-
 def load_splits(dataset: str, *, input_candidates: Sequence[str], input_column: str | None = None,
                 label_column: str | None = None, name: str | None = None, revision: str | None = None,
                 train_split: str = "train", eval_split: str | None = None, val_fraction: float = 0.1,
@@ -267,31 +218,6 @@ def no_split(train, train_y, eval_split: str | None, folds: int, group_column: s
         detect_column(train, group_column, (), "group", "--group-column")
     validation = Validation("folds", train_split, by=group_column, seed=seed, folds=folds)
     return train, train.select([]), train_y, train_y[:0], validation
-
-
-def fold_of_rows(labels: torch.Tensor, folds: int, seed: int, groups: Sequence | None = None) -> np.ndarray:
-    """Each row's fold, 0 to folds - 1: whole groups dealt to the smallest fold so far, largest group first
-    (ties in a seeded order), or each label's rows dealt round the folds in a seeded order."""
-    rng = np.random.default_rng(seed)
-    fold = np.zeros(len(labels), dtype=np.int64)
-    if groups is not None:
-        keys = sorted({str(g) for g in groups})
-        if len(keys) < folds:
-            raise DatasetError(f"--folds {folds}: the group column has {len(keys)} groups; each fold needs one.")
-        size = {k: 0 for k in keys}
-        for g in groups:
-            size[str(g)] += 1
-        order = sorted((keys[i] for i in rng.permutation(len(keys))), key=lambda k: -size[k])
-        load, chosen = [0] * folds, {}
-        for key in order:
-            chosen[key] = int(np.argmin(load))
-            load[chosen[key]] += size[key]
-        return np.array([chosen[str(g)] for g in groups], dtype=np.int64)
-    y = labels.numpy()
-    for label in np.unique(y):
-        rows = np.flatnonzero(y == label)
-        fold[rows[rng.permutation(len(rows))]] = (np.arange(len(rows)) + int(rng.integers(folds))) % folds
-    return fold
 
 
 def load_eval_split(dataset: str, split: str, labels: Sequence[str], *, input_candidates: Sequence[str],

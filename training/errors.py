@@ -14,3 +14,11 @@ class TriptychError(Exception):
 
 class SettingsError(TriptychError):
     """A setting (a command-line flag) whose value cannot be used; the message names the flag."""
+
+
+class DatasetError(TriptychError):
+    """A dataset that cannot be used as asked; the message says what to change."""
+
+
+class MissingSplit(DatasetError):
+    """The dataset has no split of the name asked for."""
