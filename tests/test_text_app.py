@@ -113,11 +113,17 @@ def test_type_sentence_press_enter_and_read_label(page):
     tab.get_by_text("terrified", exact=True).wait_for()   # the explanation shows the words
 
 
-def test_raw_http_call_as_the_readme_shows_returns_the_structured_result(app_server):
-    """The README's curl calls: POST every parameter, then read the result from the event stream."""
+def test_the_curl_calls_docs_api_shows_return_the_structured_result(app_server):
+    """docs/api.md's curl calls: POST every parameter, then read the result from the event stream."""
     import json
     import urllib.request
 
+    from conftest import REPO
+
+    page = (REPO / "docs" / "api.md").read_text(encoding="utf-8")
+    assert "curl -s -X POST $URL/gradio_api/call/classify_text_json" in page
+    assert """-d '{"data": ["i feel wonderful today", "emotion"]}'""" in page
+    assert "curl -s -N $URL/gradio_api/call/classify_text_json/EVENT_ID" in page
     request = urllib.request.Request(f"{app_server}gradio_api/call/classify_text_json", method="POST",
                                      data=json.dumps({"data": ["i feel wonderful today", "emotion"]}).encode(),
                                      headers={"Content-Type": "application/json"})
