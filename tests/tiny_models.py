@@ -70,6 +70,16 @@ def text_checkpoint(folder: Path, labels=("joy", "anger", "fear")) -> Path:
     return save(folder, "text", config, lively(task.build_model(config, len(labels))), labels)
 
 
+def encoder_text_checkpoint(folder: Path, labels=("joy", "anger", "fear")) -> Path:
+    """The pretrained MiniLM-L6 encoder (its top three layers and a GRU head made lively) over the
+    encoder's own tokenizer."""
+    from training.tasks.text import TextConfig
+
+    task = get_task("text")
+    config = task.fit(task.check(TextConfig(architecture="minilm-gru", max_tokens=16, hidden_size=12)), [])
+    return save(folder, "text", config, lively(task.build_model(config, len(labels))), labels)
+
+
 def speech_checkpoint(folder: Path, labels=("yes", "no", "up")) -> Path:
     from training.tasks.speech import SpeechConfig
 

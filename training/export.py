@@ -75,7 +75,7 @@ def export_onnx(folder, *, quantize: str | None = None) -> dict:
     ckpt.atomic_write(path, write)
     if quantize == "int8":
         report["int8"] = str(folder / ckpt.ONNX_INT8_NAME)
-        parameters = set(module.state_dict())
+        parameters = set(module.state_dict()) if task.onnx_fixed_transforms else None
         ckpt.atomic_write(folder / ckpt.ONNX_INT8_NAME, lambda tmp: quantize_int8(path, tmp, metadata, parameters))
     report["card"] = str(write_model_card(folder))
     return report
@@ -154,18 +154,22 @@ def check_against(module, path: str, checks: list[tuple], names) -> float:
     return worst
 
 
-def fixed_transforms(path: Path, parameters: set[str]) -> list[str]:
+def fixed_transforms(path: Path, parameters: set[str] | None) -> list[str]:
     """The matrix products of the graph by a constant that is none of the network's parameters: the task's
-    own transforms (speech: the mel filterbank), which stay in float."""
+    own transforms (speech: the mel filterbank), which stay in float. None: the task has none
+    (Task.onnx_fixed_transforms), and every product is the network's (the exporter may rename its
+    weights, e.g. a transposed one folded into a constant)."""
     import onnx
 
+    if parameters is None:
+        return []
     graph = onnx.load(str(path)).graph
     constants = {i.name for i in graph.initializer} - parameters
     return [n.name for n in graph.node if n.op_type == "MatMul" and set(n.input) & constants
             and not set(n.input) & parameters]
 
 
-def quantize_int8(source: Path, path: str, metadata: dict, parameters: set[str]) -> None:
+def quantize_int8(source: Path, path: str, metadata: dict, parameters: set[str] | None) -> None:
     """onnxruntime's dynamic quantisation: int8 weights, activations quantised per batch at run time."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

@@ -62,6 +62,8 @@ Portability (ONNX export, timm's format; training/export.py, training/checkpoint
 
     onnx_exporter                   "torchscript" or "dynamo": the torch.onnx exporter that handles the
                                     task's graph (a fact; default "torchscript")
+    onnx_fixed_transforms           True where the graph multiplies by constants of the task's own (a
+                                    filterbank), which int8 keeps in float
     example_inputs(config)          -> one input of the largest size the model takes (batch of one), made
                                        with torch.zeros/full so that it can be built on the meta device:
                                        export traces it, and loading checks its size before building the
@@ -284,6 +286,9 @@ class Task:
     # ------------------------------------------------------------------------------------ portability
 
     onnx_exporter: ClassVar[str] = "torchscript"
+    # The graph multiplies by constants of the task's own that are not the network's weights (speech: the mel
+    # filterbank); int8 quantisation leaves those products in float.
+    onnx_fixed_transforms: ClassVar[bool] = False
 
     def example_inputs(self, config) -> tuple[torch.Tensor, ...] | None:
         return None

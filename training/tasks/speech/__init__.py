@@ -153,6 +153,7 @@ class SpeechTask(Task):
     # complex types"); the dynamo exporter (onnxscript) turns it into ONNX's STFT (opset 17) and matches
     # PyTorch within 2.4e-6 on the shipped speech_commands model.
     onnx_exporter = "dynamo"
+    onnx_fixed_transforms = True   # the mel filterbank: in int8, 94.0% -> 84.7% on speech_commands
 
     def example_inputs(self, config: SpeechConfig) -> tuple:
         return (torch.zeros(1, config.clip_samples),)

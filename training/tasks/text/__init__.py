@@ -118,6 +118,15 @@ class TextTask(Task):
         return (torch.full((1, config.max_tokens), special_ids(config)[UNK], dtype=torch.long),
                 torch.full((1,), config.max_tokens, dtype=torch.long))
 
+    def export_module(self, model, config: TextConfig):
+        """An encoder model's layers written out as their operators (portable.py), which trace with any
+        batch and length; the rnn as it is."""
+        if not config.uses_encoder:
+            return model
+        from training.tasks.text.portable import ExportEncoderClassifier
+
+        return ExportEncoderClassifier(model)
+
     def onnx_input_names(self, config: TextConfig) -> tuple[str, str]:
         return ("input_ids", "lengths")
 
