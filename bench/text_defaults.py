@@ -45,6 +45,10 @@ VARIANTS = {
     "minilm-linear": ["--model", "minilm-linear"],
     "minilm-linear-frozen": ["--model", "minilm-linear", "--frozen-layers", "6"],
     "minilm-linear-full": ["--model", "minilm-linear", "--train-embeddings"],
+    # The shipped emotion models as bases: --transfer-from keeps the base's network (and tokenizer) and its
+    # body's weights, with a new head; the recipe still sets the schedule.
+    "from-emotion": ["--transfer-from", "checkpoints/text/emotion"],
+    "from-emotion-minilm": ["--transfer-from", "checkpoints/text/emotion-minilm"],
 }
 
 

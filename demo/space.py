@@ -31,9 +31,11 @@ from training.errors import TriptychError
 
 REPO = Path(__file__).resolve().parents[1]
 # Top-level files and folders a Space needs: what app.py imports, the checkpoints it serves, its config.
-SPACE_PATHS = ("app.py", "requirements.txt", "README.md", "LICENSE", "demo", "training", "checkpoints")
-# Never shipped, wherever they are: environments and caches. (What only development needs, `tests/`, `bench/`,
-# `recipes/`, `runs/`, is outside SPACE_PATHS; a checkpoint folder may have any name, so those are not here.)
+# The README is the Space's page: the docs/ pages and bench/RESULTS.md it links go with it.
+SPACE_PATHS = ("app.py", "requirements.txt", "README.md", "LICENSE", "docs", "bench/RESULTS.md", "demo", "training",
+               "checkpoints")
+# Never shipped, wherever they are: environments and caches. (What only development needs, `tests/`, the rest
+# of `bench/`, `recipes/`, `runs/`, is outside SPACE_PATHS; a checkpoint folder may have any name, so those are not here.)
 IGNORED_DIRS = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".cache",
                 ".gradio", ".hypothesis", "node_modules"}
 IGNORED_FILES = ("*.pyc", "*.pyo", "*.pyi", "*.tmp", "*.log", ".DS_Store", "resume.pt")
@@ -97,7 +99,8 @@ def checkpoint_patterns(root: Path, folder: PurePosixPath, cache: dict) -> list[
 
 def is_shipped(path: str, root: Path, cache: dict) -> bool:
     parts = PurePosixPath(path).parts
-    if parts[0] not in SPACE_PATHS or any(p in IGNORED_DIRS for p in parts[:-1]):
+    inside = any(path == top or path.startswith(top + "/") for top in SPACE_PATHS)
+    if not inside or any(p in IGNORED_DIRS for p in parts[:-1]):
         return False
     name = parts[-1]
     if any(fnmatch.fnmatch(name, pattern) for pattern in IGNORED_FILES):

@@ -5,9 +5,9 @@
 # AdamW at 2e-3 for the head and 5e-5 (2e-3 x 0.025) for the encoder. The dataset's validation split.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-../shared/data/emotion}
+DATA=${DATA:-../shared/data}   # the folder of staged datasets
 PY=${PY:-.venv/bin/python}
-"$PY" -m training text --dataset "$DATA" --dataset-id dair-ai/emotion --model minilm-gru --pooling max \
+"$PY" -m training text --dataset "$DATA/emotion" --dataset-id dair-ai/emotion --model minilm-gru --pooling max \
     --hidden-size 128 --frozen-layers 0 --weights-dtype float16 --dropout 0.1 --token-dropout 0 --epochs 2 \
     --batch-size 32 --lr 2e-3 --backbone-lr-scale 0.025 --weight-decay 0.01 --warmup-fraction 0.1 --seed 0 \
     --output checkpoints/text/emotion-minilm "$@"

@@ -22,7 +22,8 @@ from demo import space, zerogpu
 BIG = 11 * 1024 * 1024   # over the Hub's 10 MiB limit for a file outside LFS
 
 # path -> size of a fake repository: what a Space needs, and what it must not get.
-SHIPPED = {"app.py": 10, "requirements.txt": 10, "README.md": 10, "LICENSE": 10, "demo/__init__.py": 0,
+SHIPPED = {"app.py": 10, "requirements.txt": 10, "README.md": 10, "LICENSE": 10, "docs/api.md": 10,
+           "bench/RESULTS.md": 10, "demo/__init__.py": 0,
            "demo/blocks.py": 10, "demo/examples/image/cat-1.png": 2000, "training/__init__.py": 0,
            "training/tasks/speech/audio.py": 10,
            "checkpoints/image/big/model.safetensors": BIG, "checkpoints/image/big/config.json": 0,
@@ -109,9 +110,10 @@ def test_the_real_list_has_the_app_every_checkpoint_and_no_development_files():
         assert {f"{folder}/model.safetensors", f"{folder}/config.json"} <= paths, folder
     assert "checkpoints/text/emotion/tokenizer.json" in paths
     assert any(p.startswith("demo/examples/") for p in paths)
+    assert {"docs/training.md", "docs/limits.md", "bench/RESULTS.md"} <= paths      # the pages the README links
     banned = re.compile(r"(^|/)(\.venv|runs|tests|bench|recipes|__pycache__|\.pytest_cache|\.ruff_cache|\.cache)/"
                         r"|(^|/)resume\.pt$|\.pyc$")
-    assert [p for p in paths if banned.search(p)] == []
+    assert [p for p in paths if banned.search(p) and p != "bench/RESULTS.md"] == []
 
 
 def test_the_real_list_holds_every_module_the_app_imports():
