@@ -35,12 +35,14 @@ def test_few_rows_get_many_short_epochs_and_many_rows_a_few_long_ones():
     few = text_recipe.default_recipe(splits([27] * 6), frozenset())
     assert few.task["architecture"] == text_recipe.DEFAULT and few.task["weights_dtype"] == "float16"
     assert few.train["batch_size"] == 16 and few.train["epochs"] == 15                    # 10 steps an epoch
+    assert few.train["patience"] == text_recipe.PATIENCE
     assert few.train["lr"] * few.train["backbone_lr_scale"] == 5e-5
     assert "162 training rows, 6 labels, 27 to 27 per label" in few.reason
     tiny = text_recipe.default_recipe(splits([4, 4, 4]), frozenset())
     assert tiny.train["epochs"] == text_recipe.MAX_EPOCHS and tiny.train["batch_size"] == 4   # 3 steps an epoch
     many = text_recipe.default_recipe(splits([4666, 5362, 1304, 2159, 1937, 572]), frozenset())
     assert many.train["batch_size"] == 32 and many.train["epochs"] == text_recipe.MIN_EPOCHS
+    assert many.train["patience"] == 0                                    # two epochs: both run
     assert "572 to 5362 per label" in many.reason
 
 
