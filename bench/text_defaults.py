@@ -41,6 +41,7 @@ VARIANTS = {
     "plain": [],
     "rnn": ["--from-scratch"],
     "minilm-gru-frozen": ["--model", "minilm-gru", "--frozen-layers", "6"],
+    "minilm-gru-tuned": ["--model", "minilm-gru", "--frozen-layers", "0"],
     "minilm-gru-full": ["--model", "minilm-gru", "--train-embeddings"],
     "minilm-linear": ["--model", "minilm-linear"],
     "minilm-linear-frozen": ["--model", "minilm-linear", "--frozen-layers", "6"],
