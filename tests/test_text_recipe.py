@@ -41,8 +41,7 @@ def test_few_rows_get_many_short_epochs_and_many_rows_a_few_long_ones():
     assert few.task["frozen_layers"] == 0 and "all 6 layers fine-tuned" in few.name
     tiny = text_recipe.default_recipe(splits([4, 4, 4]), frozenset())
     assert tiny.train["epochs"] == text_recipe.MAX_EPOCHS and tiny.train["batch_size"] == 4   # 3 steps an epoch
-    assert tiny.task["frozen_layers"] == 6 and "the encoder frozen" in tiny.name and "fewer than 10" in tiny.reason
-    assert text_recipe.default_recipe(splits([9, 30]), frozenset()).task["frozen_layers"] == 6    # any label
+    assert tiny.task["frozen_layers"] == 0                                  # a handful of rows fine-tunes too
     many = text_recipe.default_recipe(splits([4666, 5362, 1304, 2159, 1937, 572]), frozenset())
     assert many.train["batch_size"] == 32 and many.train["epochs"] == text_recipe.MIN_EPOCHS
     assert many.train["patience"] == 0                                    # two epochs: both run
