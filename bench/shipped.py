@@ -81,8 +81,8 @@ def shipped_row(folder: Path, n: int) -> str:
     config = read_record(folder)
     m, d = config.metrics, config.dataset
     model = f"{config.architecture}{describe_size(parameter_count(folder / 'model.safetensors'))}"
-    if config.pretrained is not None:
-        model += ", from ImageNet weights"
+    if config.pretrained is not None:   # (an encoder model's file holds what trained, not its frozen embeddings)
+        model += f", from {config.pretrained.kind or 'ImageNet weights'}"
     minutes = sum(float(r.training_seconds or 0) for r in config.runs()) / 60
     raw = sample_input(config.task)
     p50 = f"{bare_p50(folder, raw, n):.1f} ms" if raw is not None else "n/a"

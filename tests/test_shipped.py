@@ -1,4 +1,4 @@
-"""The four shipped checkpoints: present, small, loadable, at their accuracy targets, and scoring near
+"""The shipped checkpoints: present, small, loadable, at their accuracy targets, and scoring near
 those targets again on a fixed validation subset of the data they were trained on (when it is present).
 
 The subset is the first rows of each run's own validation split, rebuilt from the arguments its
@@ -20,6 +20,7 @@ from conftest import REPO, SHARED_DATA, requires_shared_data
 TARGETS = {
     "image/cifar10": (("cifar10",), 0.93, None, 1000),
     "text/emotion": (("emotion",), 0.92, 0.88, 2000),
+    "text/emotion-minilm": (("emotion",), 0.92, 0.88, 2000),
     "speech/speech_commands": (("speech_commands", "speech_commands_more/v0.01"), 0.94, None, 1000),
     "speech/fsdd": (("fsdd",), 0.97, None, 500),
 }
@@ -125,6 +126,7 @@ def test_shipped_checkpoint_scores_on_fixed_validation_subset(name):
 
 
 RECIPES = {"image/cifar10": "image_cifar10.sh", "text/emotion": "text_emotion.sh",
+           "text/emotion-minilm": "text_emotion_minilm.sh",
            "speech/speech_commands": "speech_commands.sh", "speech/fsdd": "speech_fsdd.sh"}
 # How a run was carried out rather than what it trained: where its data and output lie, its processes.
 BOOKKEEPING = {"dataset", "output", "workers", "threads", "quiet", "device", "no_cache", "dry_run", "resume"}
@@ -144,7 +146,11 @@ def test_each_recipe_still_rebuilds_its_shipped_checkpoint(name):
     assert done.returncode == 0, done.stderr[-3000:]
     planned = json.loads(done.stdout)["train_args"]
     recorded = json.loads((REPO / "checkpoints" / name / "config.json").read_text())["train_args"]
-    differ = {k: (recorded[k], planned[k]) for k in sorted((recorded.keys() & planned.keys()) - BOOKKEEPING)
+    from training.settings import fields_with_role
+    from training.tasks import get_task
+
+    fitted = set(fields_with_role(get_task(name.split("/")[0]).Config, "fitted"))   # learned from the data
+    differ = {k: (recorded[k], planned[k]) for k in sorted((recorded.keys() & planned.keys()) - BOOKKEEPING - fitted)
               if recorded[k] != planned[k]}
     assert not differ, f"recorded vs planned: {differ}"
 
@@ -167,13 +173,20 @@ TOLERANCE = 2e-4
 # There the image models are held to what that decoder noise allows, and a 1e-3 weight change is within it.
 SIMD = ("AVX2", "AVX512")
 DECODER_NOISE = {"image": 2e-2}
+# The MiniLM encoder model is confident on every recorded sentence, so a 1e-3 weight change moves its
+# probabilities 1.6e-4 only; its noise on this AMD AVX2 machine, 1 or 2 threads, ATEN_CPU_CAPABILITY avx2 or
+# default, is the recording's rounding (4.9e-7). Held to 1e-4: twice the worst noise any shipped model showed
+# on the AVX-512 machine (4.9e-5), below that smallest change.
+MODEL_TOLERANCE = {"text/emotion-minilm": 1e-4}
 
 
 def tolerance(name: str) -> float:
     import torch
 
     task = name.split("/")[0]
-    return TOLERANCE if torch.backends.cpu.get_cpu_capability() in SIMD else DECODER_NOISE.get(task, TOLERANCE)
+    if torch.backends.cpu.get_cpu_capability() not in SIMD:
+        return DECODER_NOISE.get(task, MODEL_TOLERANCE.get(name, TOLERANCE))
+    return MODEL_TOLERANCE.get(name, TOLERANCE)
 
 
 def largest_difference(predictor, name: str) -> tuple[float, str]:
@@ -182,7 +195,7 @@ def largest_difference(predictor, name: str) -> tuple[float, str]:
     assert len(recorded) >= 10
     worst = (0.0, "")
     for row in recorded:
-        raw = str(REPO / row["input"]) if name != "text/emotion" else row["input"]
+        raw = row["input"] if name.startswith("text/") else str(REPO / row["input"])
         got = list(predictor.predict(raw).values())
         assert len(got) == len(row["probabilities"]), row["input"]
         worst = max(worst, (max(abs(a - b) for a, b in zip(got, row["probabilities"])), row["input"]))
