@@ -113,7 +113,8 @@ def add_faulty_checkpoints(root: Path) -> None:
         torch.save({"conv.weight": torch.zeros(1), "payload": _TorchPayload(str(marker))},
                    bin_folder / "pytorch_model.bin")
         wrong = copy("image/cifar10", "image/zz_wrong_labels")
-        edit(wrong, labels=["cat", "dog", "frog"])
+        # The record agrees with itself (timm's keys too), the weights have ten outputs.
+        edit(wrong, labels=["cat", "dog", "frog"], label_names=["cat", "dog", "frog"], num_classes=3)
     if (REPO / "checkpoints/text/emotion/config.json").is_file():
         edit(copy("text/emotion", "text/zz_future"), format_version=999)
         copy("text/emotion", "text/zz_no_tokenizer", skip=("tokenizer.json",))

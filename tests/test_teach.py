@@ -55,7 +55,7 @@ def test_problems_say_what_is_missing_before_training_can_start(tmp_path):
     assert any(f"at most {teach.MAX_FILES}" in p for p in problems(many))
 
 
-def test_a_text_project_trains_into_an_ordinary_checkpoint_from_the_emotion_model(tmp_path):
+def test_a_text_project_trains_into_an_ordinary_checkpoint_with_the_text_recipe(tmp_path):
     steps, epochs = [], []
     from training.engine import Hooks
 
@@ -67,9 +67,11 @@ def test_a_text_project_trains_into_an_ordinary_checkpoint_from_the_emotion_mode
     assert set(result["per_label"]) == set(WORDS) and len(result["confusion"]) == 2
     assert epochs and [e["epoch"] for e in epochs] == list(range(1, len(epochs) + 1)) and steps
     config = json.loads((folder / "config.json").read_text())
-    assert config["transferred_from"]["checkpoint"].endswith("emotion")
-    emotion = CHECKPOINTS / "text" / "emotion" / "tokenizer.json"
-    assert (folder / "tokenizer.json").read_bytes() == emotion.read_bytes()      # the base's vocabulary
+    # The command line's recipe (the pretrained encoder), not a copy of it for Teach.
+    assert config["architecture"] == "minilm-gru" and config["recipe"]["name"].startswith("MiniLM-L6 encoder")
+    assert config["pretrained"]["sha256"] == config["model"]["encoder_weights"]["sha256"]
+    encoder = CHECKPOINTS / "text" / "emotion-minilm" / "tokenizer.json"
+    assert (folder / "tokenizer.json").read_bytes() == encoder.read_bytes()      # the encoder's own vocabulary
     assert (folder / "README.md").is_file() and config["unsure_threshold"] is not None
     from demo.predictor import Predictor
 
