@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from demo import memory
 from demo.predictor import ModelSet, ModelUnavailable
 from training.tasks import InputError, get_task
 
@@ -162,6 +163,15 @@ def routes(models: dict[str, ModelSet], *, max_bytes: int, running: int, waiting
     return router.routes
 
 
+def predict(predictor, raw) -> dict[str, float]:
+    """`predictor.predict(raw)` in a worker thread, its freed memory handed back after (as every event of the
+    app's own: demo/memory.py)."""
+    try:
+        return predictor.predict(raw)
+    finally:
+        memory.release()
+
+
 def endpoint(models: ModelSet, tag: str, gate: Gate, max_bytes: int):
     binary = tag in BINARY
 
@@ -176,7 +186,7 @@ def endpoint(models: ModelSet, tag: str, gate: Gate, max_bytes: int):
             if binary and len(raw) > max_bytes:
                 raise ApiError(413, f"The file is over {max_bytes / 2**20:.0f} MB, the largest upload this app takes.")
             async with gate:
-                probs = await run_in_threadpool(predictor.predict, raw)
+                probs = await run_in_threadpool(predict, predictor, raw)
         except ApiError as e:
             return error(e.status, str(e))
         except ClientDisconnect:

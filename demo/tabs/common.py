@@ -24,6 +24,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from demo import memory
 from demo.predictor import ModelSet, ModelUnavailable, Predictor
 from training.tasks import InputError
 
@@ -107,6 +108,8 @@ def user_errors(fn):
                 yield from fn(*args, **kwargs)
             except Exception as e:   # GeneratorExit (a cancel closing it) is no Exception: it passes
                 raise handled(e) from None
+            finally:
+                memory.release()
         return generator
 
     @functools.wraps(fn)
@@ -115,6 +118,8 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except Exception as e:
             raise handled(e) from None
+        finally:
+            memory.release()
     return wrapper
 
 
