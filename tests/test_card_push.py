@@ -54,9 +54,11 @@ def test_card_states_the_models_parameter_count(folder, tmp_path):
 
 
 def test_card_names_hub_dataset_only_when_given(tmp_path):
+    """fsdd trains on the staged FSDD copy (no Hub id) and a copy of Speech Commands' digits recorded under
+    its Hub id: the card names the one it knows, never a local folder, until told the other's."""
     folder = tmp_path / "fsdd"
     shutil.copytree(REPO / "checkpoints" / "speech" / "fsdd", folder)
-    assert "datasets" not in front_matter(write_model_card(folder))
+    assert front_matter(write_model_card(folder))["datasets"] == ["google/speech_commands"]
     meta = front_matter(write_model_card(folder, "someone/fsdd"))
     assert meta["datasets"] == ["someone/fsdd"]
     assert meta["model-index"][0]["results"][0]["dataset"]["type"] == "someone/fsdd"

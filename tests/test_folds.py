@@ -53,6 +53,9 @@ def test_a_cross_validated_speech_run_records_its_out_of_fold_scores(tmp_path):
     right = sum(v["accuracy"] * v["num_examples"] for v in metrics["by_group"].values())
     assert right / rows == pytest.approx(metrics["accuracy"], abs=1e-4)
     assert metrics["epoch"] == 2 and config["train_args"]["keep"] == "last"   # the kept model: every row, 2 epochs
+    planned = main(["speech", "--dataset", str(data), "--output", str(tmp_path / "plan"), "--group-column",
+                    "speaker_id", "--folds", "5", *TINY, "--epochs", "2", "--dry-run"])["train_args"]
+    assert planned["keep"] == "last" and planned["folds"] == 5                 # --dry-run plans what the run keeps
     assert "unsure" in metrics and config["unsure_threshold"] == metrics["unsure"]["threshold"]
     assert [h["epoch"] for h in summary["history"]] == [1, 2] and "val_accuracy" not in summary["history"][0]
     assert not list(tmp_path.glob(".run-folds-*"))                                  # the fold runs are gone

@@ -85,9 +85,18 @@ def source_lines(config: CheckpointRecord) -> list[str]:
         lines.append(f"  - {dataset_link(source)}: {count(source.num_train)} training examples"
                      + (f" ({source.dropped_train_rows} dropped: their group is in another dataset's validation "
                         "rows)" if source.dropped_train_rows else "")
-                     + f"; validation {source.validation.describe()} ({count(source.num_validation)} examples"
+                     + f"; validation {source.validation.describe()} "
+                       f"({count(score.num_examples if score else source.num_validation)} examples"
                      + (f", accuracy {score.accuracy:.4f})" if score else ")"))
     return lines
+
+
+def which_epoch(config: CheckpointRecord) -> str:
+    """Which epoch the validation figures are of: the best (chosen on them), the last, or each fold run's last."""
+    epoch = count(config.metrics.epoch)
+    if config.dataset.validation.cross_validated:
+        return f"out of fold: each fold run's last epoch, {epoch}"
+    return f"{'last' if config.train_args.get('keep') == 'last' else 'best'} epoch {epoch}"
 
 
 def count(value) -> str:
@@ -211,7 +220,7 @@ def model_card(config: CheckpointRecord | dict, name: str, dataset_id: str | Non
                  f"- Validation: {d.validation.describe()} ({count(d.num_validation)} examples)"]),
              "", "## Validation results", "",
              f"Accuracy **{m.accuracy or 0:.4f}**, macro-F1 **{m.macro_f1 or 0:.4f}** "
-             f"(best epoch {count(m.epoch)}, {count(m.num_examples)} examples).", "",
+             f"({which_epoch(config)}, {count(m.num_examples)} examples).", "",
              *unsure_lines(config),
              "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for label, s in m.per_label.items():

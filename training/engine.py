@@ -73,8 +73,16 @@ def plan(task: Task, settings: RunSettings) -> dict:
     trained: {"recipe", "train_args", "num_train", "num_validation"}."""
     splits = load_task_splits(task, settings.data, settings.task, settings.train.seed)
     settings, recipe = apply_recipe(task, splits, settings)
+    if settings.data.folds:
+        settings = fixed_schedule(settings)
     return {"recipe": recipe, "train_args": run_record(task, settings), "num_train": len(splits.train),
             "num_validation": len(splits.val)}
+
+
+def fixed_schedule(settings: RunSettings) -> RunSettings:
+    """The settings of a cross-validation's runs (--folds): each keeps its last epoch, so that no epoch is
+    picked on the rows that are scored."""
+    return replace(settings, train=replace(settings.train, keep="last"))
 
 
 def set_up(task: Task, settings: RunSettings, hooks: Hooks, splits: Splits | None = None, *,

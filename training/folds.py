@@ -26,7 +26,7 @@ from training.cache import encode_split
 from training.config_record import Validation
 from training.data import Splits, fold_of_rows, load_task_splits
 from training.device import pick_device
-from training.engine import apply_recipe, run
+from training.engine import apply_recipe, fixed_schedule, run
 from training.loop import Hooks, probabilities
 from training.metrics import confusion_matrix, from_confusion, unsure_threshold
 from training.records import TrainingError
@@ -56,7 +56,7 @@ def cross_validate(task: Task, settings: RunSettings, hooks: Hooks) -> dict:
     everything = replace(splits, val=splits.train.select([]), val_labels=splits.train_labels[:0],
                          info={**splits.info, "num_validation": int((fold >= 0).sum()), "validation": asdict(how),
                                "validation_split": how.describe()})
-    summary = run(task, replace(settings, train=replace(settings.train, keep="last")), hooks=hooks, splits=everything,
+    summary = run(task, fixed_schedule(settings), hooks=hooks, splits=everything,
                   recipe=recipe, validation=validation)
     return {**summary, "folds": runs}
 
@@ -88,7 +88,7 @@ def out_of_fold(task: Task, settings: RunSettings, splits: Splits, fold: torch.T
                              "num_validation": len(held)})
         output = folder / f"fold-{k + 1}"
         fold_settings = replace(settings, data=replace(settings.data, folds=0), given=None,
-                                train=replace(settings.train, output=str(output), keep="last", patience=0))
+                                train=replace(fixed_schedule(settings).train, output=str(output), patience=0))
         summary = run(task, fold_settings, hooks=hooks, splits=part)
         device = pick_device(settings.train.device)
         model, _, config = ckpt.load_model(output, device)
