@@ -48,6 +48,9 @@ def held_out_rows(record, rows: int):
     except Exception as e:   # the data is not where the run read it: say so, measure the rest
         print(f"  {record.task}: no held-out rows ({type(e).__name__}: {str(e).splitlines()[0][:120]})", file=sys.stderr)
         return None
+    if not len(splits.val):   # cross-validated, then trained on every row: nothing was held out of it
+        print(f"  {record.task}: no held-out rows ({record.dataset.validation.describe()})", file=sys.stderr)
+        return None
     val, labels = subsample(splits.val, splits.val_labels, rows, 0)
     return list(val[splits.input_column]), labels.tolist()
 

@@ -88,12 +88,18 @@ def shipped_row(folder: Path, n: int) -> str:
     p50 = f"{bare_p50(folder, raw, n):.1f} ms" if raw is not None else "n/a"
     data = f"`{hub_dataset_id(config) or Path(str(d.id)).name}`, validation: {d.validation.describe()}"
     score = f"{m.accuracy:.1%} (macro-F1 {m.macro_f1:.3f})"
-    if d.sources:   # a run on several datasets: each one, and its score on its own validation rows
+    folds = d.validation.cross_validated
+    if d.sources and folds:   # the folds are the first dataset's; the others train every fold's run
+        data = (f"{len(d.sources)} datasets: " + ", ".join(f"`{source_name(x)}`" for x in d.sources)
+                + f", validation: the first one's {d.validation.describe()}")
+    elif d.sources:   # a run on several datasets: each one, and its score on its own validation rows
         data = (f"{len(d.sources)} datasets: " + ", ".join(f"`{source_name(x)}`" for x in d.sources)
                 + f", validation: each one's own ({d.sources[0].validation.describe()})")
         score += "; " + ", ".join(f"{source_name(x, hub=False)} {m.by_dataset[x.id].accuracy:.1%}" for x in d.sources)
+    time = f"{minutes:.0f} min on {config.hardware or '?'}" + (
+        f" (the model kept; its {len(m.folds)} fold runs before it are not counted)" if folds else "")
     return (f"| `{folder.relative_to(REPO).as_posix()}` | {model} | {data} | {score} | "
-            f"{shipped_size(folder) / 1e6:.1f} MB | {p50} | {minutes:.0f} min on {config.hardware or '?'} | "
+            f"{shipped_size(folder) / 1e6:.1f} MB | {p50} | {time} | "
             f"{recipe_for(folder)} |")
 
 

@@ -1,7 +1,9 @@
 """Record what each shipped model gives on the demo's examples: tests/data/shipped_probabilities.json, which
 tests/test_shipped.py compares against. Run it after a shipped checkpoint is retrained, on purpose:
 
-    .venv/bin/python tests/data/write_shipped_probabilities.py
+    .venv/bin/python tests/data/write_shipped_probabilities.py [speech/fsdd ...]
+
+With names, only those models' entries are written again (the others keep what they recorded).
 
 Inputs per model: the first example of each label under demo/examples/ (<label>-1.png, command-<word>-1.wav,
 digit-<n>-1.wav), or the first 12 example sentences. One torch thread, as the test runs.
@@ -29,16 +31,18 @@ def inputs(name: str) -> list[str]:
     return [p.relative_to(REPO).as_posix() for p in sorted((EXAMPLES / task).glob(pattern))]
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
     sys.path.insert(0, str(REPO))
     import torch
 
     from demo.predictor import Predictor
 
     torch.set_num_threads(1)
-    recorded = {}
+    recorded = json.loads(OUT.read_text(encoding="utf-8")) if names else {}
     for config in sorted((REPO / "checkpoints").glob("*/*/config.json")):
         name = config.parent.relative_to(REPO / "checkpoints").as_posix()
+        if names and name not in names:
+            continue
         predictor = Predictor.load(config.parent)
         rows = []
         for raw in inputs(name):
@@ -50,4 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
