@@ -72,7 +72,7 @@ def score(folder: Path, photos: list[Path]) -> dict:
 def main(argv=None) -> None:
     args = get_args_parser().parse_args(argv)
     photos = sorted((args.data / "hymenoptera" / "validation").glob("*/*.jpg"))
-    print(f"| model | trained at | through the recorded resolution (the demo) | resized straight | p50 |")
+    print("| model | trained at | through the recorded resolution (the demo) | resized straight | p50 |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)

@@ -89,13 +89,13 @@ def shipped_row(folder: Path, n: int) -> str:
     data = f"`{hub_dataset_id(config) or Path(str(d.id)).name}`, validation: {d.validation.describe()}"
     score = f"{m.accuracy:.1%} (macro-F1 {m.macro_f1:.3f})"
     folds = d.validation.cross_validated
-    if d.sources and folds:   # the folds are the first dataset's; the others train every fold's run
-        data = (f"{len(d.sources)} datasets: " + ", ".join(f"`{source_name(x)}`" for x in d.sources)
-                + f", validation: the first one's {d.validation.describe()}")
-    elif d.sources:   # a run on several datasets: each one, and its score on its own validation rows
-        data = (f"{len(d.sources)} datasets: " + ", ".join(f"`{source_name(x)}`" for x in d.sources)
-                + f", validation: each one's own ({d.sources[0].validation.describe()})")
-        score += "; " + ", ".join(f"{source_name(x, hub=False)} {m.by_dataset[x.id].accuracy:.1%}" for x in d.sources)
+    if d.sources:   # a run on several datasets: each one, and (unless the folds are the first one's) its score
+        data = f"{len(d.sources)} datasets: " + ", ".join(f"`{source_name(x)}`" for x in d.sources)
+        if folds:   # the others train every fold's run
+            data += f", validation: the first one's {d.validation.describe()}"
+        else:       # each on its own validation rows
+            data += f", validation: each one's own ({d.sources[0].validation.describe()})"
+            score += "; " + ", ".join(f"{source_name(x, hub=False)} {m.by_dataset[x.id].accuracy:.1%}" for x in d.sources)
     time = f"{minutes:.0f} min on {config.hardware or '?'}" + (
         f" (the model kept; its {len(m.folds)} fold runs before it are not counted)" if folds else "")
     return (f"| `{folder.relative_to(REPO).as_posix()}` | {model} | {data} | {score} | "

@@ -37,10 +37,10 @@ def main(argv=None) -> None:
         random.Random(0).shuffle(rows)
         kept: dict[str, list[int]] = {}
         for i in rows:
-            kept.setdefault(words[i], [])
-            if len(kept[words[i]]) < args.per_digit:
-                kept[words[i]].append(i)
-        rows = sorted(i for chosen in kept.values() for i in chosen)
+            chosen = kept.setdefault(words[i], [])
+            if len(chosen) < args.per_digit:
+                chosen.append(i)
+        rows = sorted(i for clips in kept.values() for i in clips)
     digits = ds.select(rows)
     labels = [DIGITS.index(words[i]) for i in rows]
     out = datasets.Dataset.from_dict(
