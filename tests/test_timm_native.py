@@ -160,3 +160,31 @@ def test_a_card_for_an_older_folder_upgrades_it_first(tmp_path):
     assert read(folder)["format_version"] == 2 and read(folder)["architecture"] == "tf_efficientnet_lite0"
     assert front_matter(folder)["library_name"] == "timm"
     assert "timm does not have" not in (folder / "README.md").read_text(encoding="utf-8")
+
+
+def test_timm_keys_with_a_timm_before_data_config(monkeypatch):
+    """timm 1.0.29's `save_config_for_hf` takes no data_config and writes the model's own pretrained_cfg to a
+    Path: the keys written through it are the ones the current timm writes, and the model is left as it was."""
+    import inspect
+
+    import timm
+    import timm.models._hub as hub
+
+    from training.tasks.image import TASK
+    from training.tasks.image.config import ImageConfig
+
+    model = timm.create_model("tf_efficientnet_lite0", num_classes=3)
+    config = ImageConfig(architecture="efficientnet_lite0", image_size=96, mean=(0.5,) * 3, std=(0.5,) * 3)
+    current = TASK.timm_config(config, model, ["a", "b", "c"])
+    real = hub.save_config_for_hf
+
+    def old_save_config_for_hf(model, config_path, model_config=None, model_args=None):
+        assert isinstance(config_path, Path)
+        return real(model, config_path, model_config=model_config, model_args=model_args)
+
+    monkeypatch.setattr(hub, "save_config_for_hf", old_save_config_for_hf)
+    assert "data_config" not in inspect.signature(hub.save_config_for_hf).parameters
+    before = dict(model.pretrained_cfg)
+    assert TASK.timm_config(config, model, ["a", "b", "c"]) == current
+    assert current["pretrained_cfg"]["input_size"] == [3, 96, 96] and current["pretrained_cfg"]["crop_pct"] == 1.0
+    assert dict(model.pretrained_cfg) == before

@@ -149,6 +149,7 @@ class ImageTask(Task):
         tf_efficientnet_lite0, whose TF "same" padding and BatchNorm eps 1e-3 timm's efficientnet_lite0
         lacks), written by timm's own `save_config_for_hf`; the resize is ours: the shorter side,
         antialiased bilinear, then the centre square (crop_pct 1)."""
+        import inspect
         import json
         import tempfile
         from pathlib import Path
@@ -164,7 +165,22 @@ class ImageTask(Task):
                 "crop_pct": 1.0, "crop_mode": "center", "mean": tuple(config.mean), "std": tuple(config.std)}
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "config.json"
-            save_config_for_hf(model, str(path), model_config={"label_names": list(labels)}, data_config=data)
+            if "data_config" in inspect.signature(save_config_for_hf).parameters:
+                save_config_for_hf(model, str(path), model_config={"label_names": list(labels)}, data_config=data)
+            else:   # an older timm (1.0.29) writes the model's own pretrained_cfg, to a Path: ours, for the call
+                kept = model.pretrained_cfg
+                model.pretrained_cfg = {**kept, **data}
+                try:
+                    save_config_for_hf(model, path, model_config={"label_names": list(labels)})
+                finally:
+                    model.pretrained_cfg = kept
+                keys = json.loads(path.read_text(encoding="utf-8"))
+                written = keys["pretrained_cfg"]   # what the current timm's data_config changes beside it
+                for key in ("test_input_size", "test_pool_size", "test_crop_pct", "label_offset"):
+                    written.pop(key, None)
+                if tuple(written["input_size"][1:]) != tuple(kept["input_size"][1:]):
+                    written["pool_size"] = None
+                return keys
             return json.loads(path.read_text(encoding="utf-8"))
 
 
